@@ -1,0 +1,1 @@
+"""A simulated fleet of MultiTech Conduits (AEP and mLinux) and a real sshd jumphost."""

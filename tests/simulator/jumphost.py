@@ -1,0 +1,194 @@
+"""The jumphost: a real OpenSSH ``sshd`` on a loopback address.
+
+It runs in a private mount namespace with its own copies of ``/etc`` and
+``/home``, so that what the jumphost modules do there (``useradd``, keys,
+``sudo``) happens on the simulated jumphost and never on this machine. The
+network is shared: the jumphost listens on loopback, and reverse tunnels it
+accepts listen on ``localhost`` exactly as on a real jumphost with
+``GatewayPorts no``. The admin account logs in with its own key and needs its
+password for ``sudo``, as on a jumphost that does not hand out passwordless
+root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+import asyncssh
+
+SSHD = "/usr/sbin/sshd"
+ADMIN_USER = "provision"
+
+SSHD_CONFIG = """\
+Port {port}
+ListenAddress {address}
+HostKey {dir}/ssh_host_ed25519_key
+HostKey {dir}/ssh_host_rsa_key
+PidFile {dir}/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AllowTcpForwarding yes
+GatewayPorts no
+X11Forwarding no
+PrintMotd no
+PrintLastLog no
+StrictModes yes
+MaxStartups 200:30:400
+MaxSessions 64
+ClientAliveInterval 15
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+"""
+
+# Runs inside the new mount namespace: private /etc and /home, then the admin
+# account, then sshd in the foreground (exec keeps one PID for the namespace).
+NAMESPACE_SCRIPT = """\
+set -e
+mount --bind "$JH/etc" /etc
+mount --bind "$JH/home" /home
+mkdir -p "$JH/mail" && mount --bind "$JH/mail" /var/mail
+if ! getent passwd {admin} >/dev/null; then
+    useradd --create-home --shell /bin/bash {admin}
+fi
+chpasswd < "$JH/admin.chpasswd"
+rm -f "$JH/admin.chpasswd"
+printf '%s ALL=(ALL:ALL) ALL\\n' {admin} > /etc/sudoers.d/{admin}
+chmod 0440 /etc/sudoers.d/{admin}
+install -d -m 700 -o {admin} -g {admin} /home/{admin}/.ssh
+install -m 600 -o {admin} -g {admin} "$JH/admin_key.pub" /home/{admin}/.ssh/authorized_keys
+exec {sshd} -D -e -f "$JH/sshd_config"
+"""
+
+
+@dataclass
+class JumphostInfo:
+    address: str
+    port: int
+    admin_user: str
+    admin_key: str
+    admin_password: str
+    known_hosts: str
+    host_key_rsa: str
+    host_key_ed25519: str
+    pid: int
+    state_dir: str
+    log: str
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+class Jumphost:
+    """Start, stop and inspect the sshd jumphost (root only: it needs a mount namespace)."""
+
+    def __init__(self, state_dir: str, address: str, port: int):
+        self.state_dir = state_dir
+        self.address = address
+        self.port = port
+        self.process: asyncio.subprocess.Process | None = None
+        self.info: JumphostInfo | None = None
+        self._log_handle = None
+
+    async def start(self, timeout: float = 15.0) -> JumphostInfo:
+        if os.geteuid() != 0:
+            raise RuntimeError("the jumphost needs root (it runs sshd in its own mount namespace)")
+        if not os.path.exists(SSHD):
+            raise RuntimeError(f"{SSHD} is missing: install openssh-server (make setup does)")
+        jh = self.state_dir
+        os.makedirs(jh, exist_ok=True)
+        if os.path.exists(os.path.join(jh, "etc")):
+            shutil.rmtree(os.path.join(jh, "etc"))
+        subprocess.run(["cp", "-a", "/etc", os.path.join(jh, "etc")], check=True)
+        os.makedirs(os.path.join(jh, "home"), mode=0o755, exist_ok=True)
+        os.chmod(jh, 0o755)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        for key_type in ("ed25519", "rsa"):
+            path = os.path.join(jh, f"ssh_host_{key_type}_key")
+            if not os.path.exists(path):
+                subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", f"jumphost-{key_type}",
+                                "-f", path], check=True)
+        admin_key = os.path.join(jh, "admin_key")
+        if not os.path.exists(admin_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "jumphost-admin",
+                            "-f", admin_key], check=True)
+        password = secrets.token_urlsafe(12) + "!a1"
+        password_file = os.path.join(jh, "admin.chpasswd")
+        with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(f"{ADMIN_USER}:{password}\n")
+        with open(os.path.join(jh, "sshd_config"), "w") as handle:
+            handle.write(SSHD_CONFIG.format(port=self.port, address=self.address, dir=jh))
+        check = subprocess.run([SSHD, "-t", "-f", os.path.join(jh, "sshd_config")], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"sshd rejected its configuration: {check.stderr.strip()}")
+        log_path = os.path.join(jh, "sshd.log")
+        self._log_handle = open(log_path, "ab")
+        script = NAMESPACE_SCRIPT.format(admin=ADMIN_USER, sshd=SSHD)
+        self.process = await asyncio.create_subprocess_exec(
+            "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script,
+            env={"JH": jh, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=self._log_handle,
+            start_new_session=True)
+        await self._wait_ready(timeout)
+        known_hosts = os.path.join(jh, "known_hosts")
+        host_keys = {}
+        with open(known_hosts, "w") as handle:
+            for key_type in ("ed25519", "rsa"):
+                with open(os.path.join(jh, f"ssh_host_{key_type}_key.pub")) as pub:
+                    line = " ".join(pub.read().split()[:2])
+                host_keys[key_type] = line
+                host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+                handle.write(f"{host} {line}\n")
+        self.info = JumphostInfo(address=self.address, port=self.port, admin_user=ADMIN_USER,
+                                 admin_key=admin_key, admin_password=password, known_hosts=known_hosts,
+                                 host_key_rsa=host_keys["rsa"], host_key_ed25519=host_keys["ed25519"],
+                                 pid=self.process.pid, state_dir=jh, log=log_path)
+        return self.info
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Ready when the admin can log in (the namespace script has finished)."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.returncode is not None:
+                raise RuntimeError(f"sshd exited with {self.process.returncode}; see "
+                                   f"{os.path.join(self.state_dir, 'sshd.log')}")
+            try:
+                conn = await asyncio.wait_for(asyncssh.connect(
+                    self.address, self.port, username=ADMIN_USER, known_hosts=None, agent_path=None,
+                    config=None, client_keys=[os.path.join(self.state_dir, "admin_key")]), 5)
+                conn.close()
+                return
+            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+                last_error = exc
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except asyncio.TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
