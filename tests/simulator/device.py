@@ -440,11 +440,10 @@ class Device:
             return 1
         with archive:
             try:
-                members = {m.name: m for m in archive.getmembers()}
+                archive.getmembers()
             except (tarfile.TarError, OSError):
-                members = {}
-                for member in archive:
-                    members[member.name] = member
+                pass  # a truncated archive: keep the members read before the end
+            members = {m.name: m for m in archive.members}
             model_member = members.get("model")
             model = ""
             if model_member is not None:

@@ -117,7 +117,7 @@ def build_image(path: str, model: str = "mtcdt", size: int = 4 * 1024 * 1024, ve
             info = tarfile.TarInfo(name)
             info.size = member_size
             info.mode = 0o644
-            archive.addfile(info, _Streamed(_payload(seed, member_size, header)))
+            archive.addfile(info, io.BufferedReader(_Streamed(_payload(seed, member_size, header)), 1 << 20))
     if defect == "truncated":
         full = os.path.getsize(path)
         with open(path, "r+b") as handle:

@@ -1209,8 +1209,14 @@ async def _grep(session, argv, io):
     return 0 if found else 1
 
 
+_POSIX_CLASSES = {"[:space:]": r"\s", "[:blank:]": " \t", "[:digit:]": "0-9", "[:alpha:]": "A-Za-z",
+                  "[:alnum:]": "A-Za-z0-9", "[:upper:]": "A-Z", "[:lower:]": "a-z", "[:punct:]": r"!-/:-@\[-`{-~"}
+
+
 def _bre_to_python(pattern: str) -> str:
-    """POSIX basic regular expression to Python (groups, intervals, alternation)."""
+    """POSIX basic regular expression to Python (groups, intervals, alternation, classes)."""
+    for posix, python in _POSIX_CLASSES.items():
+        pattern = pattern.replace(posix, python)
     out = []
     i = 0
     while i < len(pattern):
