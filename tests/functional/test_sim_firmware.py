@@ -168,7 +168,8 @@ def test_openssh_sftp_and_scp_upload(ready_aep, tmp_path):
         completed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert completed.returncode == 0, f"{tool}: {completed.stderr}"
     batch = f"put {image.path} /tmp/by-sftp.bin\n"
-    completed = subprocess.run(["sshpass", "-e", "sftp", "-b", "-"] + common + [f"mtadm@{device['address']}"],
+    # -b implies BatchMode=yes unless BatchMode=no comes first (the first value wins)
+    completed = subprocess.run(["sshpass", "-e", "sftp"] + common + ["-b", "-", f"mtadm@{device['address']}"],
                                input=batch, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0, completed.stderr
     sums = run(device, password, "sha256sum /tmp/by-scp.bin /tmp/by-legacy-scp.bin /tmp/by-sftp.bin")
