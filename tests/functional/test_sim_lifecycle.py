@@ -1,0 +1,49 @@
+"""The simulator process: manifest, loopback only, clean stop."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import yaml
+
+from tests.conftest import port_open
+from tests.utils.sim import REPO
+
+
+def test_manifest_lists_every_device_with_unique_identity(sim_factory):
+    sim = sim_factory("--aep", "4", "--aep-mtcap", "1", "--mlinux", "2")
+    with open(sim.manifest_path) as handle:
+        manifest = yaml.safe_load(handle)
+    devices = manifest["devices"]
+    assert [d["name"] for d in devices] == ["aep-01", "aep-02", "aep-03", "aep-04", "mlinux-01", "mlinux-02"]
+    assert [d["product_type"] for d in devices[:4]] == ["mtcdt", "mtcdt", "mtcdt", "mtcap"]
+    for key in ("mac", "serial", "lora_eui", "address"):
+        assert len({d[key] for d in devices}) == len(devices), key
+    for device in devices:
+        assert re.fullmatch(r"00:08:00(:[0-9a-f]{2}){3}", device["mac"])
+        assert re.fullmatch(r"\d{8}", device["serial"])
+        assert device["address"].startswith("127.")
+        assert port_open(device["address"], device["https_port"] or device["ssh_port"])
+    assert {d["state"] for d in devices} == {"aep_uncommissioned", "mlinux"}
+
+
+def test_refuses_a_non_loopback_subnet(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.simulator", "serve", "--aep", "1", "--subnet", "192.168.2.0/24",
+         "--manifest", str(tmp_path / "m.yml")], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 2
+    assert "192.168.2.0/24 is not inside 127.0.0.0/8" in completed.stderr
+    assert not (tmp_path / "m.yml").exists()
+
+
+def test_sigterm_stops_everything(sim_factory):
+    sim = sim_factory("--aep", "1", "--mlinux", "1", "--jumphost")
+    addresses = [(d["address"], d["https_port"] or d["ssh_port"]) for d in sim.devices]
+    jump = (sim.jumphost["address"], sim.jumphost["port"])
+    sshd_pid = sim.jumphost["pid"]
+    assert all(port_open(*a) for a in addresses + [jump])
+    assert sim.stop() == 0
+    assert not any(port_open(*a) for a in addresses + [jump])
+    assert subprocess.run(["kill", "-0", str(sshd_pid)], capture_output=True, check=False).returncode != 0
