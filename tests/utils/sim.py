@@ -127,16 +127,34 @@ class Simulator:
 
 
 def start_simulator(args: list[str], workdir: str | None = None, timeout: float = 60,
-                    python: str = sys.executable) -> Simulator:
-    """Start ``serve`` with ``args`` (without --manifest); return once it says it is ready."""
+                    python: str = sys.executable, detach: bool = False) -> Simulator:
+    """Start ``serve`` with ``args`` (without --manifest); return once it says it is ready.
+
+    ``detach`` starts it in its own session with its output in a file, so that
+    it outlives this process (Molecule's create and destroy are two processes).
+    """
     workdir = workdir or tempfile.mkdtemp(prefix="sim-test-")
+    os.makedirs(workdir, exist_ok=True)
     manifest = os.path.join(workdir, "manifest.yml")
     log_path = os.path.join(workdir, "simulator.log")
     log = open(log_path, "wb")  # pylint: disable=consider-using-with
+    argv = [python, "-m", "tests.simulator", "serve", "--manifest", manifest,
+            "--state-dir", os.path.join(workdir, "state"), *args]
+    if detach:
+        ready_path = os.path.join(workdir, "simulator.out")
+        with open(ready_path, "wb") as out:
+            process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=log,  # pylint: disable=consider-using-with
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise SimulatorError(f"simulator exited with {process.returncode}; log: {log_path}")
+            with open(ready_path, "rb") as handle:
+                return b"ready" in handle.read()
+        wait_until(ready, timeout, "simulator ready")
+        return Simulator(process, manifest, workdir)
     process = subprocess.Popen(  # pylint: disable=consider-using-with
-        [python, "-m", "tests.simulator", "serve", "--manifest", manifest,
-         "--state-dir", os.path.join(workdir, "state"), *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
     selector = selectors.DefaultSelector()
     assert process.stdout is not None
     selector.register(process.stdout, selectors.EVENT_READ)
@@ -164,3 +182,96 @@ def running_simulator(args: list[str], **kwargs: Any) -> Iterator[Simulator]:
         yield sim
     finally:
         sim.stop()
+
+
+def write_inventory(sim: Simulator, path: str) -> str:
+    """An Ansible inventory for the running fleet: jumphost, aep and mlinux groups.
+
+    Every device host key is pinned in a known_hosts file of its own, and each
+    host gets its own SSH control path so two hosts can never share one master
+    connection.
+    """
+    known_hosts = os.path.join(sim.workdir, "devices_known_hosts")
+    with open(known_hosts, "w") as handle:
+        for device in sim.devices:
+            if device["host_key"]:
+                host = device["address"] if device["ssh_port"] == 22 else f"[{device['address']}]:{device['ssh_port']}"
+                handle.write(f"{host} {' '.join(device['host_key'].split()[:2])}\n")
+    groups: dict[str, Any] = {"aep": {"hosts": {}}, "mlinux": {"hosts": {}}}
+    for device in sim.devices:
+        facts = {f"sim_{key}": device[key] for key in ("name", "address", "https_port", "ssh_port", "mac", "serial",
+                                                      "lora_eui", "product_id", "product_type", "hw_version")}
+        if device["firmware"] == "aep":
+            facts.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
+        else:
+            creds = device["credentials"]["mlinux"]
+            facts.update(
+                ansible_host=device["address"], ansible_port=device["ssh_port"], ansible_user=creds["username"],
+                ansible_password=creds["password"], ansible_become_password=creds["password"],
+                ansible_ssh_common_args=(f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+                                         "-o PubkeyAuthentication=no -o ControlMaster=no"))
+        groups[device["firmware"]]["hosts"][device["name"]] = facts
+    inventory: dict[str, Any] = {"all": {"vars": {"sim_manifest": sim.manifest_path, "sim_workdir": sim.workdir},
+                                         "children": groups}}
+    if sim.manifest.get("jumphost"):
+        jump = sim.jumphost
+        groups["jumphost"] = {"hosts": {"jumphost": {
+            "ansible_host": jump["address"], "ansible_port": jump["port"], "ansible_user": jump["admin_user"],
+            "ansible_ssh_private_key_file": jump["admin_key"], "ansible_become_password": jump["admin_password"],
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_ssh_common_args": (f"-o UserKnownHostsFile={jump['known_hosts']} -o StrictHostKeyChecking=yes "
+                                        "-o IdentitiesOnly=yes -o ControlMaster=no"),
+        }}}
+    with open(path, "w") as handle:
+        yaml.safe_dump(inventory, handle, sort_keys=False)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``start``/``stop`` a detached simulator in a work folder, or ``run`` a command beside one."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m tests.utils.sim")
+    parser.add_argument("action", choices=("start", "stop", "run"))
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("rest", nargs=argparse.REMAINDER,
+                        help="serve options, then -- and the command for run")
+    args = parser.parse_args(argv)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if args.action == "stop":
+        manifest_path = os.path.join(args.workdir, "manifest.yml")
+        if not os.path.exists(manifest_path):
+            return 0
+        with open(manifest_path) as handle:
+            pid = yaml.safe_load(handle)["simulator"]["pid"]
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return 0
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 30, "simulator stopped")
+        return 0
+    serve_args, command = rest, []
+    if "--" in rest:
+        index = rest.index("--")
+        serve_args, command = rest[:index], rest[index + 1:]
+    sim = start_simulator(serve_args, workdir=args.workdir, detach=args.action == "start")
+    inventory = write_inventory(sim, os.path.join(args.workdir, "inventory.yml"))
+    if args.action == "start":
+        print(f"simulator ready: inventory {inventory}")
+        return 0
+    env = dict(os.environ, SIM_WORKDIR=args.workdir, SIM_INVENTORY=inventory, SIM_MANIFEST=sim.manifest_path)
+    try:
+        return subprocess.run(command, env=env, check=False).returncode
+    finally:
+        sim.stop()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
