@@ -175,7 +175,33 @@ class Jumphost:
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
 
+    def _namespace_members(self) -> list[int]:
+        """PIDs in the jumphost's mount namespace (sshd and the sessions it forked)."""
+        if self.process is None:
+            return []
+        try:
+            namespace = os.readlink(f"/proc/{self.process.pid}/ns/mnt")
+        except OSError:
+            return []
+        members = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/mnt") == namespace:
+                        members.append(int(entry))
+                except OSError:
+                    continue
+        return members
+
     async def stop(self) -> None:
+        # Session processes outlive the listening sshd (an SSH control master
+        # would keep talking to a jumphost that is gone): end the namespace whole.
+        for pid in self._namespace_members():
+            if self.process is not None and pid != self.process.pid:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
             try:

@@ -187,10 +187,13 @@ def running_simulator(args: list[str], **kwargs: Any) -> Iterator[Simulator]:
 def write_inventory(sim: Simulator, path: str) -> str:
     """An Ansible inventory for the running fleet: jumphost, aep and mlinux groups.
 
-    Every device host key is pinned in a known_hosts file of its own, and each
-    host gets its own SSH control path so two hosts can never share one master
-    connection.
+    Every device host key is pinned in a known_hosts file of its own. SSH
+    control sockets live in this fleet's own folder: Ansible keys them on
+    host:port:user, so a master left from an earlier fleet at the same address
+    would otherwise carry this run's commands to a jumphost that is gone.
     """
+    control_dir = os.path.join(sim.workdir, "cp")
+    os.makedirs(control_dir, mode=0o700, exist_ok=True)
     known_hosts = os.path.join(sim.workdir, "devices_known_hosts")
     with open(known_hosts, "w") as handle:
         for device in sim.devices:
@@ -209,7 +212,8 @@ def write_inventory(sim: Simulator, path: str) -> str:
                 ansible_host=device["address"], ansible_port=device["ssh_port"], ansible_user=creds["username"],
                 ansible_password=creds["password"], ansible_become_password=creds["password"],
                 ansible_ssh_common_args=(f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
-                                         "-o PubkeyAuthentication=no -o ControlMaster=no"))
+                                         "-o PubkeyAuthentication=no"),
+                ansible_control_path_dir=control_dir)
         groups[device["firmware"]]["hosts"][device["name"]] = facts
     inventory: dict[str, Any] = {"all": {"vars": {"sim_manifest": sim.manifest_path, "sim_workdir": sim.workdir},
                                          "children": groups}}
@@ -220,7 +224,8 @@ def write_inventory(sim: Simulator, path: str) -> str:
             "ansible_ssh_private_key_file": jump["admin_key"], "ansible_become_password": jump["admin_password"],
             "ansible_python_interpreter": "/usr/bin/python3",
             "ansible_ssh_common_args": (f"-o UserKnownHostsFile={jump['known_hosts']} -o StrictHostKeyChecking=yes "
-                                        "-o IdentitiesOnly=yes -o ControlMaster=no"),
+                                        "-o IdentitiesOnly=yes"),
+            "ansible_control_path_dir": control_dir,
         }}}
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)

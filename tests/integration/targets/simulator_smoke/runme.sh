@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 workdir=$(mktemp -d)
-trap 'rm -rf "${workdir}"' EXIT
+trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
     --aep 2 --mlinux 2 --mlinux-mtcap 1 --jumphost --subnet "${SIM_SUBNET:-127.60.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "$SIM_INVENTORY" "$0" > "$1" 2>&1' \
