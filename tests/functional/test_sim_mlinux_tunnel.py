@@ -82,7 +82,7 @@ def test_root_password_login_and_too_many_auth_failures(fleet):
     transport = paramiko.Transport((device["address"], device["ssh_port"]))
     transport.start_client(timeout=10)
     with pytest.raises((paramiko.AuthenticationException, paramiko.SSHException, EOFError)):
-        for _ in range(7):
+        for _attempt in range(7):
             transport.auth_password("root", "wrong")
     transport.close()
 
@@ -180,6 +180,8 @@ def test_tunnel_refused_port_is_reported(fleet, tmp_path):
         assert result.status == 0, result.stderr
     finally:
         client.close()
-    status = wait_until(lambda: (lambda s: s if s.startswith("error") else None)(
-        fleet.live("mlinux-01")["tunnel_status"]), 30, "tunnel error")
+    def tunnel_error():
+        status = fleet.live("mlinux-01")["tunnel_status"]
+        return status if status.startswith("error") else None
+    status = wait_until(tunnel_error, 30, "tunnel error")
     assert f"remote port forwarding failed for listen port {other}" in status

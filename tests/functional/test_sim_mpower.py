@@ -31,7 +31,7 @@ def commission(device, username: str = "mtadm", password: str = GOOD_PASSWORD) -
     first = call("POST", url, json={"username": username, "aasID": "", "aasAnswer": ""}).json()
     steps.append(first)
     aas_id = first["result"]["aasID"]
-    for _ in range(2):
+    for _attempt in range(2):
         reply = call("POST", url, json={"username": username, "aasID": aas_id, "aasAnswer": password}).json()
         steps.append(reply)
         if reply["result"]["aasType"] == "error":

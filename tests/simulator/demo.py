@@ -36,7 +36,7 @@ def run_demo(keep: bool = False) -> int:
                                            paramiko.RSAKey(data=base64.b64decode(device["host_key"].split()[1])))
                 client.connect(device["address"], device["ssh_port"], creds["username"], creds["password"],
                                allow_agent=False, look_for_keys=False, timeout=10)
-                _, out, _ = client.exec_command("head -n 1 /etc/mlinux-version; mts-io-sysfs show mac-eth")
+                _stdin, out, _stderr = client.exec_command("head -n 1 /etc/mlinux-version; mts-io-sysfs show mac-eth")
                 said = "ssh: " + " / ".join(out.read().decode().split("\n")[:2])
                 client.close()
             rows.append((device["name"], device["product_id"], device["mac"], device["address"], said))

@@ -607,7 +607,7 @@ class Device:
                 "mlinux": {"username": "mtadm", "password": self.mlinux_password,
                            "root_password": self.mlinux_password},
             },
-            "knobs": {k: v for k, v in vars(self.knobs).items()},
+            "knobs": dict(vars(self.knobs)),
         }
         return entry
 

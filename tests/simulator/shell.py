@@ -700,7 +700,7 @@ def _evaluate_test(session: Session, args: list[str]) -> bool:
 
 @command("cat")
 async def _cat(session, argv, io):
-    _, paths = _split_flags(argv)
+    _ignored, paths = _split_flags(argv)
     if not paths:
         io.stdout.write(await io.stdin.read_all())
         return 0
@@ -752,7 +752,7 @@ async def _tee(session, argv, io):
 
 @command("touch")
 async def _touch(session, argv, io):
-    _, paths = _split_flags(argv)
+    _ignored, paths = _split_flags(argv)
     status = 0
     for path in paths:
         try:
@@ -924,7 +924,7 @@ async def _rm(session, argv, io):
 
 @command("rmdir")
 async def _rmdir(session, argv, io):
-    _, paths = _split_flags(argv)
+    _ignored, paths = _split_flags(argv)
     for path in paths:
         try:
             if session.fs.listdir(path, session.cwd):
@@ -1302,7 +1302,7 @@ async def _noop(session, argv, io):
 
 @command("id")
 async def _id(session, argv, io):
-    flags, _ = _split_flags(argv)
+    flags, _ignored = _split_flags(argv)
     account = session.fs.accounts.get(session.user)
     uid = account.uid if account else 0
     if flags.get("u"):
@@ -1327,7 +1327,7 @@ async def _hostname(session, argv, io):
 
 @command("uname")
 async def _uname(session, argv, io):
-    flags, _ = _split_flags(argv)
+    flags, _ignored = _split_flags(argv)
     if flags.get("a"):
         io.stdout.write(f"Linux {session.hostname} 5.4.199 #1 Fri Jan 1 00:00:00 UTC 2021 armv5tejl GNU/Linux\n")
     elif flags.get("m"):

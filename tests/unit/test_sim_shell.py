@@ -70,20 +70,20 @@ def test_symlinks_stay_inside_the_device_root(fs, tmp_path):
 
 
 def test_permissions_and_sudo(fs):
-    status, _, err = sh(fs, "echo x > /etc/x")
+    status, _out, err = sh(fs, "echo x > /etc/x")
     assert status == 1 and "Permission denied" in err
     status, out, err = sh(fs, "sudo -S -p 'pw:' sh -c 'echo x > /etc/x; stat -c %U:%a /etc/x'", stdin=b"secret\n")
     assert (status, out, err) == (0, "root:644\n", "pw:")
-    status, _, err = sh(fs, "sudo -S true", stdin=b"a\nb\nc\n")
+    status, _out, err = sh(fs, "sudo -S true", stdin=b"a\nb\nc\n")
     assert status == 1 and "3 incorrect password attempts" in err
-    status, _, err = sh(fs, "sudo id", stdin=b"secret\n")
+    status, _out, err = sh(fs, "sudo id", stdin=b"secret\n")
     assert status == 1 and "a terminal is required" in err
     assert sh(fs, "sudo -S id -u; sudo -n id -u", stdin=b"secret\n")[1] == "0\n0\n", "sudo remembers the session"
 
 
 def test_unsupported_syntax_fails_loudly(fs):
     for line in ("echo `id`", "if true; then echo; fi", "cat <<EOF"):
-        status, _, err = sh(fs, line)
+        status, _out, err = sh(fs, line)
         assert status == 2 and "not supported" in err, line
 
 
@@ -97,6 +97,6 @@ def test_space_accounting(fs):
     from tests.simulator.vfs import Mount
     fs.mounts = [Mount("/var/volatile", "tmpfs", "tmpfs", 4)]
     assert sh(fs, "printf '%s' 1234567890 > /tmp/small")[0] == 0
-    status, _, err = sh(fs, f"printf '%s' {'x' * 5000} > /tmp/big")
+    status, _out, err = sh(fs, f"printf '%s' {'x' * 5000} > /tmp/big")
     assert status == 1 and "No space left on device" in err
     assert fs.free_bytes("/tmp") == 3 * 1024

@@ -100,8 +100,10 @@ class Simulator:
         self._call("POST", f"/devices/{name}/power-cycle", {})
 
     def wait_state(self, name: str, state: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_until(lambda: (lambda d: d if d["state"] == state else None)(self.live(name)), timeout,
-                          f"{name} in state {state}")
+        def reached() -> dict[str, Any] | None:
+            live = self.live(name)
+            return live if live["state"] == state else None
+        return wait_until(reached, timeout, f"{name} in state {state}")
 
     # --- jumphost -----------------------------------------------------------------------
 
@@ -202,8 +204,9 @@ def write_inventory(sim: Simulator, path: str) -> str:
                 handle.write(f"{host} {' '.join(device['host_key'].split()[:2])}\n")
     groups: dict[str, Any] = {"aep": {"hosts": {}}, "mlinux": {"hosts": {}}}
     for device in sim.devices:
-        facts = {f"sim_{key}": device[key] for key in ("name", "address", "https_port", "ssh_port", "mac", "serial",
-                                                      "lora_eui", "product_id", "product_type", "hw_version")}
+        identity_keys = ("name", "address", "https_port", "ssh_port", "mac", "serial", "lora_eui", "product_id",
+                         "product_type", "hw_version")
+        facts = {f"sim_{key}": device[key] for key in identity_keys}
         if device["firmware"] == "aep":
             facts.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
         else:
