@@ -180,6 +180,7 @@ def test_tunnel_refused_port_is_reported(fleet, tmp_path):
         assert result.status == 0, result.stderr
     finally:
         client.close()
+
     def tunnel_error():
         status = fleet.live("mlinux-01")["tunnel_status"]
         return status if status.startswith("error") else None

@@ -330,7 +330,7 @@ class DeviceServices:
             line = line.strip()
             if not line or line.startswith("#") or "=" not in line:
                 continue
-            name, _, value = line.partition("=")
+            name, _sep, value = line.partition("=")
             try:
                 words = shlex.split(value)
             except ValueError:

@@ -282,7 +282,7 @@ def parse(line: str, env: dict[str, str]) -> list[AndOr]:
                     raise ShellSyntaxError(f"syntax error: {text!r} is not supported by the simulator")
                 break
             if not argv and kind == "word" and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", text):
-                name, _, value = text.partition("=")
+                name, _sep, value = text.partition("=")
                 assignments[name] = value
                 pos += 1
                 continue
@@ -391,7 +391,7 @@ async def _run_pipeline(session: Session, pipeline: Pipeline, io: Io) -> int:
 
 
 def _glob(session: Session, pattern: str) -> list[str]:
-    directory, _, base = pattern.rpartition("/")
+    directory, _sep, base = pattern.rpartition("/")
     directory = directory or ("/" if pattern.startswith("/") else "")
     try:
         names = session.fs.listdir(directory or ".", session.cwd)
@@ -830,7 +830,7 @@ async def _chown(session, argv, io):
         io.stderr.write("chown: missing operand\n")
         return 1
     spec, paths = rest[0], rest[1:]
-    user, _, group = spec.replace(".", ":", 1).partition(":") if ":" not in spec else spec.partition(":")
+    user, _sep, group = spec.replace(".", ":", 1).partition(":") if ":" not in spec else spec.partition(":")
     if user and user not in session.fs.accounts:
         io.stderr.write(f"chown: unknown user {user}\n")
         return 1
@@ -1086,7 +1086,7 @@ async def _digest(session, argv, io, algorithm: str) -> int:
     if flags.get("c"):
         listing = (await io.stdin.read_all()) if not paths or paths[0] == "-" else session.fs.read_bytes(paths[0])
         for line in listing.decode().splitlines():
-            expected, _, name = line.strip().partition("  ")
+            expected, _sep, name = line.strip().partition("  ")
             name = name or "-"
             try:
                 session.fs.check_read(session.user, name, session.cwd)
@@ -1372,7 +1372,7 @@ async def _env(session, argv, io):
     rest = argv[1:]
     child = session.fork()
     while rest and "=" in rest[0]:
-        name, _, value = rest.pop(0).partition("=")
+        name, _sep, value = rest.pop(0).partition("=")
         child.env[name] = value
     if not rest:
         for key, value in sorted(child.env.items()):
