@@ -207,6 +207,9 @@ def write_inventory(sim: Simulator, path: str) -> str:
         identity_keys = ("name", "address", "https_port", "ssh_port", "mac", "serial", "lora_eui", "product_id",
                          "product_type", "hw_version")
         facts = {f"sim_{key}": device[key] for key in identity_keys}
+        # what the conduits inventory plugin will provide for real units
+        facts.update(conduit_address=device["address"], conduit_https_port=device["https_port"],
+                     conduit_ssh_port=device["ssh_port"])
         if device["firmware"] == "aep":
             facts.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
         else:
@@ -218,7 +221,8 @@ def write_inventory(sim: Simulator, path: str) -> str:
                                          "-o PubkeyAuthentication=no"),
                 ansible_control_path_dir=control_dir)
         groups[device["firmware"]]["hosts"][device["name"]] = facts
-    inventory: dict[str, Any] = {"all": {"vars": {"sim_manifest": sim.manifest_path, "sim_workdir": sim.workdir},
+    inventory: dict[str, Any] = {"all": {"vars": {"sim_manifest": sim.manifest_path, "sim_workdir": sim.workdir,
+                                                  "sim_control_url": sim.control_url},
                                          "children": groups}}
     if sim.manifest.get("jumphost"):
         jump = sim.jumphost
