@@ -81,3 +81,21 @@ def port_open(address: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((address, port)) == 0
+
+
+def _collection_on_path() -> None:
+    """Make ``ansible_collections.lorawan.conduit`` importable from this checkout."""
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.join(repo, ".build", "collections")
+    link = os.path.join(root, "ansible_collections", "lorawan", "conduit")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    try:
+        os.symlink(repo, link)
+    except FileExistsError:
+        pass  # another xdist worker made it
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+_collection_on_path()
