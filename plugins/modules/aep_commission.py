@@ -21,7 +21,7 @@ description:
   - Runs on the controller (use C(delegate_to) or a local connection); the unit is reached over HTTPS.
   - Check mode sends no request that changes the unit, not even C(command/revert).
 author:
-  - lorawan.conduit contributors
+  - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
   - lorawan.conduit.mpower
