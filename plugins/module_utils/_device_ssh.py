@@ -1,0 +1,366 @@
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SSH session every device-side module uses (paramiko).
+
+* Authentication is explicit: a key file and/or a password, the agent and
+  ``~/.ssh`` keys only when asked (a full agent trips the unit's MaxAuthTries).
+* Host keys: ``pin`` checks the key against the known one (and records it on
+  first contact when none is known), ``ignore`` skips the check and must be
+  asked for.
+* ``sudo`` gets the password on standard input, never on a command line.
+* Uploads stream in blocks over SFTP, report progress, and resume after a
+  dropped connection from what already arrived; the caller verifies the
+  result by checksum.
+* Sockets can be bound to a bench NIC, or run through a jump connection.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import base64
+import hashlib
+import os
+import shlex
+import socket
+import time
+import traceback
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._net import connect as net_connect
+
+try:
+    import paramiko
+except ImportError:
+    HAS_PARAMIKO = False
+    PARAMIKO_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_PARAMIKO = True
+    PARAMIKO_IMPORT_ERROR = None
+
+WINDOW_SIZE = 16 * 1024 * 1024
+MAX_PACKET = 32768
+UPLOAD_BLOCK = 32768
+# Fewer, larger SFTP writes: OpenSSH sftp-server and asyncssh take up to 256 KiB per request.
+SFTP_REQUEST_SIZE = 131072
+
+
+class DeviceSSHError(Exception):
+    def __init__(self, message):
+        super(DeviceSSHError, self).__init__(message)
+        self.message = message
+
+
+class DeviceUnreachable(DeviceSSHError):
+    """No SSH server answered (refused, timeout, reset before the banner)."""
+
+
+class DeviceAuthError(DeviceSSHError):
+    """The unit refused every credential offered."""
+
+
+class HostKeyMismatch(DeviceSSHError):
+    """The unit's host key is not the pinned one."""
+
+    def __init__(self, message, seen):
+        super(HostKeyMismatch, self).__init__(message)
+        self.seen = seen
+
+
+class SessionLost(DeviceSSHError):
+    """The connection dropped while a command or transfer ran."""
+
+
+class CommandResult:
+    def __init__(self, status, stdout, stderr):
+        self.status = status  # None: the session ended without an exit status (a reboot)
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def ok(self):
+        return self.status == 0
+
+
+def key_line(key):
+    """``ssh-rsa AAAA...`` for a paramiko key."""
+    return "%s %s" % (key.get_name(), key.get_base64())
+
+
+def key_fingerprint(line):
+    """OpenSSH-style ``SHA256:...`` fingerprint of a public key line."""
+    blob = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def same_key(line_a, line_b):
+    return bool(line_a and line_b) and line_a.split()[:2] == line_b.split()[:2]
+
+
+class DeviceSession:
+    """One SSH connection to a unit (see module docstring)."""
+
+    def __init__(self, address, port=22, username="root", password=None, key_filename=None, allow_agent=False,
+                 look_for_keys=False, host_key=None, host_key_policy="pin", timeout=10.0, interface=None,
+                 label=None, sock_factory=None):
+        if not HAS_PARAMIKO:
+            raise DeviceSSHError("the Python library paramiko is required")
+        if host_key_policy not in ("pin", "ignore"):
+            raise ValueError("host_key_policy must be pin or ignore")
+        self.address = address
+        self.port = port
+        self.username = username
+        self.password = password
+        self.key_filename = key_filename
+        self.allow_agent = allow_agent
+        self.look_for_keys = look_for_keys
+        self.host_key = host_key
+        self.host_key_policy = host_key_policy
+        self.timeout = timeout
+        self.interface = interface
+        self.label = label or "%s:%d" % (address, port)
+        self.sock_factory = sock_factory
+        self.transport = None
+        self.host_key_seen = None
+        self._sftp = None
+
+    # --- connection ------------------------------------------------------------------
+
+    def connect(self):
+        try:
+            sock = self.sock_factory() if self.sock_factory else \
+                net_connect(self.address, self.port, self.timeout, self.interface)
+        except (OSError, socket.timeout) as exc:
+            raise DeviceUnreachable("%s: SSH not reachable (%s)" % (self.label, exc))
+        transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET)
+        transport.banner_timeout = self.timeout
+        transport.handshake_timeout = self.timeout
+        try:
+            transport.start_client(timeout=self.timeout)
+        except (paramiko.SSHException, EOFError, OSError, socket.timeout) as exc:
+            transport.close()
+            raise DeviceUnreachable("%s: SSH handshake failed (%s)" % (self.label, exc or type(exc).__name__))
+        seen = key_line(transport.get_remote_server_key())
+        self.host_key_seen = seen
+        if self.host_key_policy == "pin" and self.host_key and not same_key(seen, self.host_key):
+            transport.close()
+            raise HostKeyMismatch(
+                "%s: host key changed: the unit offers %s, the ledger has %s" % (
+                    self.label, key_fingerprint(seen), key_fingerprint(self.host_key)), seen)
+        self._authenticate(transport)
+        transport.set_keepalive(15)
+        self.transport = transport
+        return self
+
+    def _authenticate(self, transport):
+        tried = []
+        keys = []
+        if self.key_filename:
+            keys.append(("key %s" % self.key_filename, _load_key(self.key_filename)))
+        if self.allow_agent:
+            keys.extend(("agent key", k) for k in paramiko.Agent().get_keys())
+        if self.look_for_keys:
+            for name in ("id_ed25519", "id_ecdsa", "id_rsa"):
+                path = os.path.expanduser("~/.ssh/" + name)
+                if os.path.exists(path):
+                    try:
+                        keys.append(("key %s" % path, _load_key(path)))
+                    except DeviceSSHError:
+                        continue
+        for label, key in keys:
+            try:
+                transport.auth_publickey(self.username, key)
+                return
+            except paramiko.AuthenticationException:
+                tried.append(label)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                transport.close()
+                raise DeviceAuthError("%s: the unit closed the connection during authentication after %s (%s); "
+                                      "too many keys offered?" % (self.label, ", ".join(tried + [label]), exc))
+        if self.password is not None:
+            try:
+                transport.auth_password(self.username, self.password)
+                return
+            except paramiko.AuthenticationException:
+                tried.append("password")
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                transport.close()
+                raise DeviceAuthError("%s: authentication failed (%s)" % (self.label, exc))
+        transport.close()
+        raise DeviceAuthError("%s: %s refused %s" % (self.label, self.username, ", ".join(tried) or
+                                                     "login: no password or key given"))
+
+    def close(self):
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+            self._sftp = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def __enter__(self):
+        return self.connect()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def connected(self):
+        return self.transport is not None and self.transport.is_active()
+
+    # --- commands ---------------------------------------------------------------------
+
+    def run(self, command, stdin=None, timeout=60.0):
+        """Run ``command``; the status is None when the session ended without one (a reboot)."""
+        if not self.connected:
+            raise SessionLost("%s: not connected" % self.label)
+        try:
+            channel = self.transport.open_session(timeout=self.timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while not (channel.exit_status_ready() and not channel.recv_ready()
+                       and not channel.recv_stderr_ready()):
+                if channel.recv_ready():
+                    stdout.extend(channel.recv(65536))
+                elif channel.recv_stderr_ready():
+                    stderr.extend(channel.recv_stderr(65536))
+                elif channel.closed or not self.transport.is_active():
+                    break
+                else:
+                    if time.monotonic() > deadline:
+                        channel.close()
+                        raise SessionLost("%s: %r did not finish within %d s" % (self.label, command, timeout))
+                    channel.status_event.wait(0.05)
+            while channel.recv_ready():
+                stdout.extend(channel.recv(65536))
+            while channel.recv_stderr_ready():
+                stderr.extend(channel.recv_stderr(65536))
+            status = channel.recv_exit_status() if channel.exit_status_ready() else None
+            channel.close()
+        except (socket.timeout, EOFError, OSError, paramiko.SSHException) as exc:
+            reason = exc or type(exc).__name__
+            raise SessionLost("%s: connection lost while running %r (%s)" % (self.label, command, reason))
+        return CommandResult(status, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+
+    def sudo(self, command, password=None, stdin=b"", timeout=60.0):
+        """Run ``command`` as root: directly for root, else through ``sudo -S`` with the password on stdin."""
+        if self.username == "root":
+            return self.run(command, stdin=stdin or None, timeout=timeout)
+        secret = self.password if password is None else password
+        if secret is None:
+            return self.run("sudo -n " + command, stdin=stdin or None, timeout=timeout)
+        result = self.run("sudo -S -p '' " + command, stdin=secret.encode("utf-8") + b"\n" + (stdin or b""),
+                          timeout=timeout)
+        if result.status == 1 and ("incorrect password" in result.stderr or "Sorry, try again" in result.stderr):
+            raise DeviceAuthError("%s: sudo refused the password for %s" % (self.label, self.username))
+        return result
+
+    def check(self, command, sudo=False, stdin=None, timeout=60.0):
+        """Run and require status 0; return stdout."""
+        result = self.sudo(command, stdin=stdin or b"", timeout=timeout) if sudo else \
+            self.run(command, stdin=stdin, timeout=timeout)
+        if result.status != 0:
+            raise DeviceSSHError("%s: %r failed (%s): %s" % (
+                self.label, command, "no exit status" if result.status is None else "status %d" % result.status,
+                (result.stderr or result.stdout).strip()[-400:]))
+        return result.stdout
+
+    # --- files -------------------------------------------------------------------------
+
+    def sftp(self):
+        if self._sftp is None:
+            self._sftp = paramiko.SFTPClient.from_transport(self.transport, window_size=WINDOW_SIZE,
+                                                            max_packet_size=MAX_PACKET)
+        return self._sftp
+
+    def remote_size(self, path):
+        try:
+            return self.sftp().stat(path).st_size
+        except IOError:
+            return None
+
+    def upload(self, local, remote, progress=None, retries=3, reconnect=None):
+        """Stream ``local`` to ``remote``; after a dropped connection reconnect and go on from what arrived.
+
+        ``reconnect`` is called to get a connected session again (default: this one, reconnected).
+        Returns the number of attempts used.
+        """
+        size = os.path.getsize(local)
+        attempt = 0
+        offset = 0
+        while True:
+            attempt += 1
+            try:
+                if attempt > 1:
+                    self._reconnect(reconnect)
+                    offset = self.remote_size(remote) or 0
+                    if offset > size:
+                        offset = 0
+                self._send(local, remote, offset, size, progress)
+                return attempt
+            except (socket.timeout, EOFError, OSError, paramiko.SSHException, SessionLost) as exc:
+                if attempt > retries:
+                    raise SessionLost("%s: upload of %s failed after %d attempts (%s)" % (
+                        self.label, os.path.basename(local), attempt, exc or type(exc).__name__))
+
+    def _reconnect(self, reconnect):
+        self.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if reconnect is not None:
+                    reconnect(self)
+                else:
+                    self.connect()
+                return
+            except DeviceUnreachable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def _send(self, local, remote, offset, size, progress):
+        sftp = self.sftp()
+        mode = "r+b" if offset else "wb"
+        with open(local, "rb") as source:
+            source.seek(offset)
+            with sftp.open(remote, mode) as target:
+                target.set_pipelined(True)
+                target.MAX_REQUEST_SIZE = SFTP_REQUEST_SIZE
+                if offset:
+                    target.seek(offset)
+                sent = offset
+                while True:
+                    block = source.read(UPLOAD_BLOCK * 8)
+                    if not block:
+                        break
+                    target.write(block)
+                    sent += len(block)
+                    if progress is not None:
+                        progress(sent, size)
+        final = self.remote_size(remote)
+        if final != size:
+            raise SessionLost("%s: %s has %s bytes on the unit, %d sent" % (self.label, remote, final, size))
+
+    def sha256(self, path, sudo=False):
+        out = self.check("sha256sum %s" % shlex.quote(path), sudo=sudo, timeout=600)
+        return out.split()[0] if out.split() else ""
+
+
+def _load_key(path):
+    errors = []
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key_file(path)
+        except (paramiko.SSHException, ValueError) as exc:
+            errors.append(str(exc))
+        except IOError as exc:
+            raise DeviceSSHError("cannot read key %s: %s" % (path, exc))
+    raise DeviceSSHError("cannot load key %s: %s" % (path, errors[-1] if errors else "unknown format"))
