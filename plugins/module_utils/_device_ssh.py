@@ -43,6 +43,7 @@ MAX_PACKET = 32768
 UPLOAD_BLOCK = 32768
 # Fewer, larger SFTP writes: OpenSSH sftp-server and asyncssh take up to 256 KiB per request.
 SFTP_REQUEST_SIZE = 131072
+RESUME_OVERLAP = 2 * WINDOW_SIZE
 
 
 class DeviceSSHError(Exception):
@@ -301,9 +302,10 @@ class DeviceSession:
             try:
                 if attempt > 1:
                     self._reconnect(reconnect)
-                    offset = self.remote_size(remote) or 0
-                    if offset > size:
-                        offset = 0
+                    # Pipelined writes may land out of order: anything within the
+                    # last window before the drop can hold a hole, so resend it.
+                    arrived = self.remote_size(remote) or 0
+                    offset = max(0, min(arrived, size) - RESUME_OVERLAP)
                 self._send(local, remote, offset, size, progress)
                 return attempt
             except (socket.timeout, EOFError, OSError, paramiko.SSHException, SessionLost) as exc:

@@ -94,7 +94,7 @@ class FirmwareImage:
                 raise ImageError("%s: no 'model' member; not an mLinux upgrade image" % path)
             image_model = self._read_small(archive, members["model"]).strip().lower()
             if model and image_model != model.lower():
-                raise ImageError("%s: image is for model %s, the unit is a %s" % (path, image_model, model.lower()))
+                raise ImageError("%s: image is for model %s, the unit is model %s" % (path, image_model, model.lower()))
             payload = [name for name in PAYLOAD_MEMBERS if name in members]
             if not payload:
                 raise ImageError("%s: no firmware payload (none of %s)" % (path, ", ".join(PAYLOAD_MEMBERS)))

@@ -209,7 +209,10 @@ def write_inventory(sim: Simulator, path: str) -> str:
         facts = {f"sim_{key}": device[key] for key in identity_keys}
         # what the conduits inventory plugin will provide for real units
         facts.update(conduit_address=device["address"], conduit_https_port=device["https_port"],
-                     conduit_ssh_port=device["ssh_port"])
+                     conduit_ssh_port=device["ssh_port"],
+                     sim_mlinux_password=device["credentials"]["mlinux"]["password"])
+        if device["credentials"]["aep"]["password"]:
+            facts["sim_aep_password"] = device["credentials"]["aep"]["password"]
         if device["firmware"] == "aep":
             facts.update(ansible_connection="local", ansible_python_interpreter="{{ ansible_playbook_python }}")
         else:
