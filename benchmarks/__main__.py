@@ -58,21 +58,95 @@ def sftp_upload(size_mib: int = 64, runs: int = 3) -> dict:
             "target_mb_per_s": 50}
 
 
+UPLOAD_CHILD = """
+import resource, sys, time
+sys.path.insert(0, sys.argv[5])
+from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import DeviceSession
+ssh = DeviceSession(sys.argv[1], int(sys.argv[2]), "mtadm", password=sys.argv[3]).connect()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+began = time.monotonic()
+ssh.upload(sys.argv[4], "/tmp/bench.bin")
+seconds = time.monotonic() - began
+ssh.check("rm -f /tmp/bench.bin")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(seconds, before, after)
+"""
+
+
+def _upload_child(device: dict, password: str, image_path: str) -> tuple[float, int, int]:
+    collections = os.path.join(os.path.dirname(RESULTS), "..", ".build", "collections")
+    out = subprocess.run([sys.executable, "-c", UPLOAD_CHILD, device["address"], str(device["ssh_port"]), password,
+                          image_path, os.path.abspath(collections)], capture_output=True, text=True, check=True,
+                         timeout=600).stdout.split()
+    return float(out[0]), int(out[1]), int(out[2])
+
+
+def upload_vs_scp(size_mib: int = 64, runs: int = 3) -> dict:
+    """mlinux_upgrade's uploader (paramiko SFTP) against OpenSSH scp, same file, same device, interleaved."""
+    workdir = tempfile.mkdtemp(prefix="bench-upload-")
+    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
+    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 3), "--subnet", "127.42.0.0/24",
+                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    try:
+        device = sim.device("aep-01")
+        password = device["credentials"]["aep"]["password"]
+        env = dict(os.environ, SSHPASS=password)
+        ours, scp = [], []
+        for run in range(runs):
+            seconds, _before, _after = _upload_child(device, password, image.path)
+            ours.append(image.size / seconds / 1e6)
+            begin = time.monotonic()
+            subprocess.run(["sshpass", "-e", "scp", "-o", "StrictHostKeyChecking=no", "-o",
+                            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error", "-o", "PubkeyAuthentication=no",
+                            "-P", str(device["ssh_port"]), image.path, f"mtadm@{device['address']}:/tmp/scp{run}.bin"],
+                           env=env, check=True, timeout=300)
+            scp.append(image.size / (time.monotonic() - begin) / 1e6)
+            subprocess.run(["sshpass", "-e", "ssh", "-o", "StrictHostKeyChecking=no", "-o",
+                            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=error", "-o", "PubkeyAuthentication=no",
+                            "-p", str(device["ssh_port"]), f"mtadm@{device['address']}", f"rm /tmp/scp{run}.bin"],
+                           env=env, check=True, timeout=60)
+    finally:
+        sim.stop()
+    ratio = statistics.median(o / s for o, s in zip(ours, scp))
+    return {"bytes": image.size, "ours_mb_per_s": ours, "scp_mb_per_s": scp, "median_ratio": ratio, "target_ratio": 0.8}
+
+
+def upload_memory(size_mib: int = 256) -> dict:
+    """Peak RSS of the uploading process before and after a 256 MiB upload."""
+    workdir = tempfile.mkdtemp(prefix="bench-memory-")
+    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
+    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 2), "--subnet", "127.43.0.0/24",
+                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    try:
+        device = sim.device("aep-01")
+        seconds, before, after = _upload_child(device, device["credentials"]["aep"]["password"], image.path)
+    finally:
+        sim.stop()
+    return {"bytes": image.size, "seconds": seconds, "peak_rss_before_kib": before, "peak_rss_after_kib": after,
+            "added_mib": (after - before) / 1024, "target_added_mib": 50}
+
+
 def main() -> int:
     machine = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine,
-               "fleet_startup": fleet_startup(), "sftp_upload": sftp_upload()}
+               "fleet_startup": fleet_startup(), "sftp_upload": sftp_upload(), "upload_vs_scp": upload_vs_scp(),
+               "upload_memory": upload_memory()}
     os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, datetime.date.today().isoformat())
     with open(stem + ".json", "w") as handle:
         json.dump(results, handle, indent=2)
     start, upload = results["fleet_startup"], results["sftp_upload"]
+    versus, memory = results["upload_vs_scp"], results["upload_memory"]
     table = (
         "| figure | median | runs | target |\n|---|---|---|---|\n"
         f"| `serve --aep 64` ready (wall, s) | {start['median_s']:.2f} | "
         f"{', '.join(f'{w:.2f}' for w in start['wall_s'])} | < 10 |\n"
         f"| OpenSSH sftp 64 MiB into a device (MB/s) | {upload['median_mb_per_s']:.0f} | "
         f"{', '.join(f'{r:.0f}' for r in upload['mb_per_s'])} | >= 50 |\n"
+        f"| mlinux_upgrade upload / scp, 64 MiB (ratio) | {versus['median_ratio']:.2f} | "
+        f"{', '.join(f'{o:.0f}/{c:.0f} MB/s' for o, c in zip(versus['ours_mb_per_s'], versus['scp_mb_per_s']))} "
+        f"| >= 0.8 |\n"
+        f"| peak RSS added by a 256 MiB upload (MiB) | {memory['added_mib']:.1f} | 1 | < 50 |\n"
         f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n")
     with open(stem + ".md", "w") as handle:
         handle.write(table)
