@@ -154,9 +154,9 @@ class Upgrader:
         if available is None:
             self.fail("check space", "could not read the free space of %s on the unit" % directory)
         if available + existing < needed:
+            free = (available + existing) / 1e6
             self.fail("check space", "%s needs %.1f MB in %s, the unit has %.1f MB free; reboot the unit to clear "
-                      "its tmpfs or use a smaller image" % (os.path.basename(image["path"]), needed / 1e6, directory,
-                                                             (available + existing) / 1e6))
+                      "its tmpfs or use a smaller image" % (os.path.basename(image["path"]), needed / 1e6, directory, free))
         self.result["free_bytes"] = available
 
     def _cellular_fix(self, session):
@@ -270,10 +270,9 @@ class Upgrader:
                           % (image["path"], image["model"], product_type))
             self._check_space(session, image)
             self._cellular_fix(session)
-            self.actions.extend(["upload %s (%d bytes) to %s" % (os.path.basename(image["path"]), image["size"],
-                                                                  p["remote_path"]),
-                                 "verify sha256", "run mlinux-firmware-upgrade", "wait for mLinux %s"
-                                 % p["expected_version"]])
+            upload = "upload %s (%d bytes) to %s" % (os.path.basename(image["path"]), image["size"], p["remote_path"])
+            self.actions.extend([upload, "verify sha256", "run mlinux-firmware-upgrade",
+                                 "wait for mLinux %s" % p["expected_version"]])
             self.result["changed"] = True
             if self.check_mode:
                 return self._finish()
