@@ -83,3 +83,13 @@ def test_ssh_banner(units):
     device = units.device("aep-02")
     assert ssh_banner(device["address"], device["ssh_port"]).startswith("SSH-2.0-")
     assert ssh_banner(units.device("aep-01")["address"], units.device("aep-01")["ssh_port"], timeout=1) is None
+
+
+def test_sockets_bound_to_an_interface(units):
+    """SO_BINDTODEVICE through the real kernel: loopback answers on lo, nowhere else."""
+    device = units.device("aep-01")
+    assert client_for(device, interface="lo").is_commissioned() is False
+    assert peer_certificate_sha256(device["address"], device["https_port"], interface="lo") == \
+        device["tls_fingerprint_sha256"]
+    with pytest.raises(MPowerUnreachable):
+        client_for(device, interface="no-such-nic0", timeout=2).is_commissioned()

@@ -81,3 +81,11 @@ def test_upload_resumes_after_a_drop(units, tmp_path):
         ssh.close()
     restarts = [later for earlier, later in zip(sent, sent[1:]) if later < earlier]
     assert len(restarts) == 1 and restarts[0] > 40 * 1024 * 1024, "the second attempt resumed, it did not restart"
+
+
+def test_session_bound_to_an_interface(units):
+    device = units.device("mlinux-01")
+    with session(device, interface="lo") as ssh:
+        assert ssh.run("echo bound").stdout == "bound\n"
+    with pytest.raises(DeviceUnreachable):
+        session(device, interface="no-such-nic0", timeout=2).connect()
