@@ -24,6 +24,15 @@ from tests.utils.sim import start_simulator
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
+def _one_unit(size_mib: int, subnet: str):
+    """An image of ``size_mib`` and a simulator with one commissioned AEP unit with room for it."""
+    workdir = tempfile.mkdtemp(prefix="bench-unit-")
+    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
+    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 3), "--subnet", subnet,
+                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    return image, sim
+
+
 def fleet_startup(runs: int = 3) -> dict:
     walls = []
     for run in range(runs):
@@ -36,10 +45,7 @@ def fleet_startup(runs: int = 3) -> dict:
 
 
 def sftp_upload(size_mib: int = 64, runs: int = 3) -> dict:
-    workdir = tempfile.mkdtemp(prefix="bench-sftp-")
-    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
-    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 3), "--subnet", "127.41.0.0/24",
-                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    image, sim = _one_unit(size_mib, "127.41.0.0/24")
     try:
         device = sim.device("aep-01")
         env = dict(os.environ, SSHPASS=device["credentials"]["aep"]["password"])
@@ -83,10 +89,7 @@ def _upload_child(device: dict, password: str, image_path: str) -> tuple[float, 
 
 def upload_vs_scp(size_mib: int = 64, runs: int = 3) -> dict:
     """mlinux_upgrade's uploader (paramiko SFTP) against OpenSSH scp, same file, same device, interleaved."""
-    workdir = tempfile.mkdtemp(prefix="bench-upload-")
-    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
-    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 3), "--subnet", "127.42.0.0/24",
-                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    image, sim = _one_unit(size_mib, "127.42.0.0/24")
     try:
         device = sim.device("aep-01")
         password = device["credentials"]["aep"]["password"]
@@ -113,10 +116,7 @@ def upload_vs_scp(size_mib: int = 64, runs: int = 3) -> dict:
 
 def upload_memory(size_mib: int = 256) -> dict:
     """Peak RSS of the uploading process before and after a 256 MiB upload."""
-    workdir = tempfile.mkdtemp(prefix="bench-memory-")
-    image = build_image(os.path.join(workdir, "image.bin"), size=size_mib * 1024 * 1024)
-    sim = start_simulator(["--aep", "1", "--volatile-mib", str(size_mib * 2), "--subnet", "127.43.0.0/24",
-                           "--device", "aep-01:commissioned=1,ssh_enabled=1"], workdir=workdir)
+    image, sim = _one_unit(size_mib, "127.43.0.0/24")
     try:
         device = sim.device("aep-01")
         seconds, before, after = _upload_child(device, device["credentials"]["aep"]["password"], image.path)

@@ -22,6 +22,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import (
     MPowerError,
     MPowerUnreachable,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import (
     Deadline,
     peer_certificate_sha256,
@@ -40,16 +41,6 @@ IDENTITY_FIELDS = (
     ("uuid", "uuid"),
     ("imei", "imei"),
 )
-
-
-class CommissionError(Exception):
-    """A failure an operator can act on; ``stage`` says how far the device got."""
-
-    def __init__(self, message, stage, **context):
-        super(CommissionError, self).__init__(message)
-        self.message = message
-        self.stage = stage
-        self.context = context
 
 
 def identity_from_system(system):
@@ -81,8 +72,8 @@ class Commissioner:
                        "identity": {}, "tls_fingerprint": None, "actions": self.actions}
 
     def fail(self, stage, message, **context):
-        raise CommissionError("%s (%s): %s: %s" % (self.label, self.client.describe(), stage, message), stage,
-                              **context)
+        where = "%s (%s)" % (self.label, self.client.describe())
+        raise StageError("%s: %s: %s" % (where, stage, message), stage, **context)
 
     # --- steps -----------------------------------------------------------------
 

@@ -27,20 +27,13 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     DeviceUnreachable,
     SessionLost,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._firmware_image import FirmwareImage, ImageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadline, ssh_banner
 
 UPGRADE_COMMAND = "/usr/sbin/mlinux-firmware-upgrade"
 CELLULAR_CHECK = "mts_fw_check_hw_support_mp"
 MARGIN_BYTES = 1024 * 1024
-
-
-class UpgradeError(Exception):
-    def __init__(self, message, stage, **context):
-        super(UpgradeError, self).__init__(message)
-        self.message = message
-        self.stage = stage
-        self.context = context
 
 
 def parse_version(text):
@@ -78,7 +71,7 @@ class Upgrader:
         self.result = {"changed": False, "actions": self.actions, "flashed": False}
 
     def fail(self, stage, message, **context):
-        raise UpgradeError("%s: %s: %s" % (self.label, stage, message), stage, **context)
+        raise StageError("%s: %s: %s" % (self.label, stage, message), stage, **context)
 
     # --- sessions ----------------------------------------------------------------
 

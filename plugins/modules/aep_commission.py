@@ -180,10 +180,8 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
 )
-from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import (
-    CommissionError,
-    Commissioner,
-)
+from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import Commissioner
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 
 
 def main():
@@ -212,7 +210,7 @@ def main():
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:
         result = Commissioner(module.params, check_mode=module.check_mode).run()
-    except CommissionError as exc:
+    except StageError as exc:
         module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
     warnings = result.pop("warnings", [])
     for warning in warnings:

@@ -234,7 +234,8 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     HAS_PARAMIKO,
     PARAMIKO_IMPORT_ERROR,
 )
-from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import UpgradeError, Upgrader
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import Upgrader
 
 
 def main():
@@ -275,7 +276,7 @@ def main():
         module.fail_json(msg=missing_required_lib("paramiko"), exception=PARAMIKO_IMPORT_ERROR)
     try:
         result = Upgrader(module.params, check_mode=module.check_mode).run()
-    except UpgradeError as exc:
+    except StageError as exc:
         module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
     module.exit_json(**result)
 

@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.lorawan.conduit.plugins.module_utils import _aep_commission
 from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import MPowerUnreachable
-from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import CommissionError, Commissioner
+from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import Commissioner
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadline
 
 PARAMS = {"name": "gw1", "address": "127.0.0.1", "https_port": 443, "validate_certs": False, "request_timeout": 1,
@@ -80,7 +81,7 @@ def commissioner(clock, client, check_mode=False, **params):
 
 def test_booting_unit_is_waited_for(clock):
     client = FakeClient(clock, boots_at=12)
-    with pytest.raises(CommissionError) as caught:  # SSH never answers in this fake
+    with pytest.raises(StageError) as caught:  # SSH never answers in this fake
         commissioner(clock, client).run()
     assert caught.value.stage == "wait for ssh"
     assert client.calls.count("GET commissioning") > 3
@@ -90,7 +91,7 @@ def test_booting_unit_is_waited_for(clock):
 
 def test_unit_that_never_answers_fails_with_the_reason(clock):
     client = FakeClient(clock, boots_at=10 ** 6)
-    with pytest.raises(CommissionError) as caught:
+    with pytest.raises(StageError) as caught:
         commissioner(clock, client).run()
     assert caught.value.stage == "connect"
     assert "did not answer within 30 s" in caught.value.message
@@ -100,7 +101,7 @@ def test_unit_that_never_answers_fails_with_the_reason(clock):
 
 def test_restart_that_does_not_reboot_is_reported(clock):
     client = FakeClient(clock, goes_down=False)
-    with pytest.raises(CommissionError) as caught:
+    with pytest.raises(StageError) as caught:
         commissioner(clock, client).run()
     assert caught.value.stage == "restart"
     assert client.calls[-1] == "GET commissioning"
