@@ -1,5 +1,7 @@
 """``make demo`` until the provisioning playbook exists (issue 9 replaces it):
-start a simulated fleet and the jumphost, and show every one of them answering."""
+start a simulated fleet and the jumphost, show every one of them answering,
+then run the stages that exist (commission, flash) twice with the
+collection's roles: the second run must change nothing."""
 
 from __future__ import annotations
 
@@ -7,19 +9,59 @@ import subprocess
 import tempfile
 
 import base64
+import os
+import sys
 import warnings
 
 import paramiko
 import requests
 import urllib3
 
-from tests.utils.sim import running_simulator
+from tests.simulator.images import build_image
+from tests.utils.sim import running_simulator, write_inventory
+
+
+def _run_stages(sim, workdir: str) -> bool:
+    """Commission and flash the AEP units with the collection's roles, twice: the second run changes nothing."""
+    images = os.path.join(workdir, "images")
+    os.makedirs(images, exist_ok=True)
+    for model in ("mtcdt", "mtcap"):
+        build_image(os.path.join(images, f"ttni-base-image-{model}-upgrade.bin"), model=model, size=4 * 1024 * 1024)
+    inventory = write_inventory(sim, os.path.join(workdir, "inventory.yml"))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_HOST_KEY_CHECKING="True")
+    playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-stages.yml")
+    outcomes = []
+    for label in ("first run: commission and flash", "second run: nothing left to do"):
+        print(f"\n=== ansible-playbook lorawan.conduit stages, {label} ===", flush=True)
+        done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+                               "-e", f"demo_images={images}", playbook], env=env, check=False,
+                              capture_output=True, text=True)
+        recap = [line for line in done.stdout.splitlines() if line.startswith("aep-")]
+        shown = [line.strip() for line in done.stdout.splitlines() if '"msg": "aep-' in line]
+        for line in shown + recap:
+            print("  " + line.replace('"msg": ', ""))
+        if done.returncode != 0:
+            print(done.stdout[-3000:])
+        outcomes.append((done.returncode, recap))
+    first, second = outcomes
+    return first[0] == 0 and second[0] == 0 and all("changed=0" in line for line in second[1])
+
+
+def _collections_path() -> str:
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.join(repo, ".build", "collections")
+    link = os.path.join(root, "ansible_collections", "lorawan", "conduit")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.islink(link):
+        os.symlink(repo, link)
+    return root
 
 
 def run_demo(keep: bool = False) -> int:
     warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)  # self-signed, as on the device
     workdir = tempfile.mkdtemp(prefix="conduit-demo-")
-    args = ["--aep", "3", "--aep-mtcap", "1", "--mlinux", "1", "--jumphost", "--subnet", "127.55.0.0/24"]
+    args = ["--aep", "3", "--aep-mtcap", "1", "--mlinux", "1", "--jumphost", "--subnet", "127.55.0.0/24",
+            "--reboot-time", "2", "--flash-time", "3"]
     print(f"starting the simulated fleet (work folder {workdir}) ...", flush=True)
     with running_simulator(args, workdir=workdir) as sim:
         rows = []
@@ -53,12 +95,14 @@ def run_demo(keep: bool = False) -> int:
         for row in rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
         print(f"\nmanifest: {sim.manifest_path}")
+        ok_stages = _run_stages(sim, workdir)
         if keep:
             print("fleet running; Ctrl-C to stop")
             try:
                 sim.process.wait()
             except KeyboardInterrupt:
                 pass
-        ok = completed.returncode == 0 and all("->" in r[4] or r[4].startswith("ssh: mLinux") for r in rows[:-1])
+        ok = ok_stages and completed.returncode == 0 and \
+            all("->" in r[4] or r[4].startswith("ssh: mLinux") for r in rows[:-1])
     print("demo: every simulated device and the jumphost answered" if ok else "demo: something did not answer")
     return 0 if ok else 1
