@@ -80,7 +80,7 @@ EXAMPLES = r"""
 - name: Commission every factory unit on the bench and enable SSH
   lorawan.conduit.aep_commission:
     name: "{{ inventory_hostname }}"
-    address: 192.168.2.1
+    address: "{{ conduit_address }}"
     bind_interface: "{{ bench_port }}"
     password: "{{ vault_aep_admin_password }}"
     expected_product_type: mtcdt
@@ -88,7 +88,7 @@ EXAMPLES = r"""
 
 - name: See what would be done, changing nothing
   lorawan.conduit.aep_commission:
-    address: 192.168.2.1
+    address: "{{ conduit_address }}"
     password: "{{ vault_aep_admin_password }}"
   check_mode: true
   delegate_to: localhost

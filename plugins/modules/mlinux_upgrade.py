@@ -142,7 +142,7 @@ EXAMPLES = r"""
 - name: Flash the TTNI mLinux image onto every commissioned unit
   lorawan.conduit.mlinux_upgrade:
     name: "{{ inventory_hostname }}"
-    address: 192.168.2.1
+    address: "{{ conduit_address }}"
     bind_interface: "{{ bench_port }}"
     password: "{{ vault_aep_admin_password }}"
     image: /srv/images/ttni-base-image-{product_type}-upgrade.bin
