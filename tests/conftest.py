@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import paramiko
 import pytest
 
-from tests.utils.sim import Simulator, start_simulator
+from tests.utils.sim import Simulator, collections_root, start_simulator
 
 _SUBNETS = itertools.count()
 
@@ -86,14 +86,7 @@ def port_open(address: str, port: int) -> bool:
 def _collection_on_path() -> None:
     """Make ``ansible_collections.lorawan.conduit`` importable from this checkout."""
     import sys
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    root = os.path.join(repo, ".build", "collections")
-    link = os.path.join(root, "ansible_collections", "lorawan", "conduit")
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    try:
-        os.symlink(repo, link)
-    except FileExistsError:
-        pass  # another xdist worker made it
+    root = collections_root()
     if root not in sys.path:
         sys.path.insert(0, root)
 

@@ -18,7 +18,7 @@ import requests
 import urllib3
 
 from tests.simulator.images import build_image
-from tests.utils.sim import running_simulator, write_inventory
+from tests.utils.sim import collections_root, running_simulator, write_inventory
 
 
 def _run_stages(sim, workdir: str) -> bool:
@@ -28,7 +28,7 @@ def _run_stages(sim, workdir: str) -> bool:
     for model in ("mtcdt", "mtcap"):
         build_image(os.path.join(images, f"ttni-base-image-{model}-upgrade.bin"), model=model, size=4 * 1024 * 1024)
     inventory = write_inventory(sim, os.path.join(workdir, "inventory.yml"))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_HOST_KEY_CHECKING="True")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
     playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-stages.yml")
     outcomes = []
     for label in ("first run: commission and flash", "second run: nothing left to do"):
@@ -45,16 +45,6 @@ def _run_stages(sim, workdir: str) -> bool:
         outcomes.append((done.returncode, recap))
     first, second = outcomes
     return first[0] == 0 and second[0] == 0 and all("changed=0" in line for line in second[1])
-
-
-def _collections_path() -> str:
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    root = os.path.join(repo, ".build", "collections")
-    link = os.path.join(root, "ansible_collections", "lorawan", "conduit")
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    if not os.path.islink(link):
-        os.symlink(repo, link)
-    return root
 
 
 def run_demo(keep: bool = False) -> int:

@@ -25,6 +25,18 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def collections_root() -> str:
+    """A collections path holding this checkout as ``lorawan.conduit`` (a symlink; Ansible accepts one)."""
+    root = os.path.join(REPO, ".build", "collections")
+    link = os.path.join(root, "ansible_collections", "lorawan", "conduit")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    try:
+        os.symlink(REPO, link)
+    except FileExistsError:
+        pass  # made earlier, or by another xdist worker
+    return root
+
+
 class SimulatorError(RuntimeError):
     pass
 
