@@ -20,3 +20,17 @@ attributes:
     description:
       - When run twice in a row with the same options, the second run reports no change.
 """
+
+    # For modules that only read.
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Only reads, so it runs the same in check mode.
+  diff_mode:
+    support: N/A
+    details: Only reads.
+  idempotent:
+    support: full
+"""

@@ -19,8 +19,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import base64
-import hashlib
 import os
 import shlex
 import socket
@@ -28,6 +26,7 @@ import time
 import traceback
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import connect as net_connect
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import key_fingerprint, same_key
 
 try:
     import paramiko
@@ -86,16 +85,6 @@ class CommandResult:
 def key_line(key):
     """``ssh-rsa AAAA...`` for a paramiko key."""
     return "%s %s" % (key.get_name(), key.get_base64())
-
-
-def key_fingerprint(line):
-    """OpenSSH-style ``SHA256:...`` fingerprint of a public key line."""
-    blob = base64.b64decode(line.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def same_key(line_a, line_b):
-    return bool(line_a and line_b) and line_a.split()[:2] == line_b.split()[:2]
 
 
 class DeviceSession:

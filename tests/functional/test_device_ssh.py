@@ -9,8 +9,8 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     DeviceSession,
     DeviceUnreachable,
     HostKeyMismatch,
-    key_fingerprint,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import key_fingerprint
 from tests.simulator.images import build_image
 
 

@@ -199,7 +199,7 @@ def running_simulator(args: list[str], **kwargs: Any) -> Iterator[Simulator]:
 
 
 def write_inventory(sim: Simulator, path: str) -> str:
-    """An Ansible inventory for the running fleet: jumphost, aep and mlinux groups.
+    """An Ansible inventory for the running fleet: groups aep, mlinux and jumphosts (host jumphost).
 
     Every device host key is pinned in a known_hosts file of its own. SSH
     control sockets live in this fleet's own folder: Ansible keys them on
@@ -221,7 +221,7 @@ def write_inventory(sim: Simulator, path: str) -> str:
         facts = {f"sim_{key}": device[key] for key in identity_keys}
         # what the conduits inventory plugin will provide for real units
         facts.update(conduit_address=device["address"], conduit_https_port=device["https_port"],
-                     conduit_ssh_port=device["ssh_port"],
+                     conduit_ssh_port=device["ssh_port"], sim_host_key=device["host_key"],
                      sim_mlinux_password=device["credentials"]["mlinux"]["password"])
         if device["credentials"]["aep"]["password"]:
             facts["sim_aep_password"] = device["credentials"]["aep"]["password"]
@@ -241,7 +241,7 @@ def write_inventory(sim: Simulator, path: str) -> str:
                                          "children": groups}}
     if sim.manifest.get("jumphost"):
         jump = sim.jumphost
-        groups["jumphost"] = {"hosts": {"jumphost": {
+        groups["jumphosts"] = {"hosts": {"jumphost": {
             "ansible_host": jump["address"], "ansible_port": jump["port"], "ansible_user": jump["admin_user"],
             "ansible_ssh_private_key_file": jump["admin_key"], "ansible_become_password": jump["admin_password"],
             "ansible_python_interpreter": "/usr/bin/python3",

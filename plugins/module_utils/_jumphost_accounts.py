@@ -1,0 +1,598 @@
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tunnel accounts and ports on the jumphost. Runs on the jumphost, as root.
+
+Two account modes:
+
+* ``per_gateway`` (what today's jumphosts hold): group ``<org>-gateways``, one
+  account per gateway whose UID is its tunnel port.
+* ``shared``: one tunnel account; each gateway is one line of its
+  ``authorized_keys``, named by the key comment, and the ports a line may
+  listen on are the allocation.
+
+In both modes the gateway's key may only listen on its own tunnel and
+keepalive ports and reach its own keepalive port (autossh ``-M`` loops its
+test data through ``-L p:127.0.0.1:p`` and ``-R p:127.0.0.1:p+1``); shells,
+commands and ptys get nothing.
+
+Allocation happens under an exclusive lock, so parallel runs never hand one
+port out twice. Lines of ``authorized_keys`` that do not parse are kept as
+they are and reported.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import errno
+import fcntl
+import grp
+import os
+import pwd
+import re
+import signal
+import tempfile
+import time
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
+    KeyFormatError,
+    authorized_key_line,
+    parse_authorized_keys,
+    parse_public_key,
+)
+
+STAGE = "register"
+PER_GATEWAY = "per_gateway"
+SHARED = "shared"
+NOLOGIN = "/usr/sbin/nologin"
+MAX_USER_NAME = 32
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+_LISTEN_STATE = "0A"
+
+
+class PortPlan:
+    """Tunnel ports come from ``[low, high]``; the keepalive base port follows from the tunnel port as
+    ``keepalive_base + (port - low) * 2`` (the formula of today's jumphost), and autossh uses base + 1 too."""
+
+    def __init__(self, low, high, keepalive_base):
+        self.low = low
+        self.high = high
+        self.keepalive_base = keepalive_base
+        if not 1024 <= low <= high <= 65535:
+            raise StageError("tunnel_port_min %d and tunnel_port_max %d must satisfy 1024 <= min <= max <= 65535"
+                             % (low, high), STAGE)
+        if self.keepalive(low) + 1 > 65535:
+            raise StageError("keepalive_port_base %d leaves no room for a keepalive port pair" % keepalive_base,
+                             STAGE)
+        top = self.top
+        if self.keepalive(low) <= top and low <= self.keepalive(top) + 1:
+            raise StageError("the tunnel ports %d-%d overlap the keepalive ports %d-%d: move keepalive_port_base"
+                             % (low, top, self.keepalive(low), self.keepalive(top) + 1), STAGE)
+
+    @property
+    def top(self):
+        """The highest tunnel port whose keepalive pair still fits below 65536."""
+        return min(self.high, self.low + (65534 - self.keepalive_base) // 2)
+
+    def keepalive(self, port):
+        return self.keepalive_base + (port - self.low) * 2
+
+    def check(self, port, gateway):
+        if self.low <= port <= self.top:
+            return
+        if port >= self.low and self.keepalive(port) + 1 > 65535:
+            raise StageError(
+                "%s: tunnel port %d gives keepalive port %d = %d + (%d - %d) * 2, past the highest port 65535 "
+                "(the formula stops at tunnel port %d); remove the gateway (state absent) and register it again "
+                "to get a free lower port" % (gateway, port, self.keepalive(port), self.keepalive_base, port, self.low,
+                                              self.top), STAGE, gateway=gateway)
+        raise StageError("%s: its tunnel port %d lies outside %d-%d (tunnel_port_min/tunnel_port_max)"
+                         % (gateway, port, self.low, self.top), STAGE, gateway=gateway)
+
+    def allocate(self, assigned, busy):
+        """The next free tunnel port after the highest one handed out, then the lowest gap; None when full.
+
+        ``assigned``: ports already given to gateways; ``busy``: ports something listens on right now.
+        """
+        top = self.top
+        handed = [port for port in assigned if self.low <= port <= top]
+        start = max(handed) + 1 if handed else self.low
+        for candidate in list(range(start, top + 1)) + list(range(self.low, start)):
+            keepalive = self.keepalive(candidate)
+            if candidate in assigned or candidate in busy or keepalive in assigned or keepalive in busy:
+                continue
+            return candidate
+        return None
+
+
+class Account:
+    def __init__(self, name, uid, gid, home, shell):
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.shell = shell
+
+
+class JumphostSystem:
+    """What the account logic reads and changes on the jumphost; ``run_command(argv)`` -> (rc, out, err)."""
+
+    def __init__(self, run_command, proc="/proc"):
+        self._run_command = run_command
+        self.proc = proc
+
+    def run(self, argv, what):
+        status, out, err = self._run_command(argv)
+        if status != 0:
+            raise StageError("%s failed (%s exited %d): %s" % (what, argv[0], status, (err or out).strip()), STAGE)
+        return out
+
+    @staticmethod
+    def group_id(name):
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            return None
+
+    @staticmethod
+    def account(name):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
+
+    @staticmethod
+    def accounts():
+        return [Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
+                for entry in pwd.getpwall()]
+
+    def add_group(self, name):
+        self.run(["groupadd", name], "creating group %s" % name)
+
+    def add_account(self, name, group, uid=None, comment=None):
+        argv = ["useradd", "--comment", comment or name, "--password", "*", "--gid", group, "--no-user-group",
+                "--create-home", "--shell", NOLOGIN]
+        argv += ["--uid", str(uid)] if uid is not None else ["--system"]
+        self.run(argv + [name], "creating account %s" % name)
+
+    def set_shell(self, name, shell):
+        self.run(["usermod", "--shell", shell, name], "setting the shell of %s" % name)
+
+    def delete_account(self, name):
+        self.run(["userdel", "--force", "--remove", name], "removing account %s" % name)
+
+    def listeners(self):
+        """``{port: set(uid)}`` of the TCP sockets listening right now (IPv4 and IPv6)."""
+        found = {}
+        for table in ("tcp", "tcp6"):
+            for fields in self._proc_net(table):
+                if fields[3] == _LISTEN_STATE:
+                    found.setdefault(int(fields[1].rsplit(":", 1)[1], 16), set()).add(int(fields[7]))
+        return found
+
+    def _proc_net(self, table):
+        try:
+            with open(os.path.join(self.proc, "net", table)) as handle:
+                next(handle)
+                return [line.split() for line in handle]
+        except (IOError, OSError, StopIteration):
+            return []
+
+    def end_processes(self, uid=None, port=None):
+        """SIGTERM the processes of ``uid``, or those holding the listening socket of ``port``; their PIDs."""
+        inodes = set()
+        if port is not None:
+            for table in ("tcp", "tcp6"):
+                for fields in self._proc_net(table):
+                    if fields[3] == _LISTEN_STATE and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add("socket:[%s]" % fields[9])
+            if not inodes:
+                return []
+        ended = []
+        for entry in os.listdir(self.proc):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                if uid is not None and os.stat(os.path.join(self.proc, entry)).st_uid != uid:
+                    continue
+                if inodes and not inodes & set(os.readlink(os.path.join(self.proc, entry, "fd", fd))
+                                               for fd in os.listdir(os.path.join(self.proc, entry, "fd"))):
+                    continue
+                os.kill(int(entry), signal.SIGTERM)
+                ended.append(int(entry))
+            except (IOError, OSError):
+                continue
+        return ended
+
+    @staticmethod
+    def read_text(path):
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except IOError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    @staticmethod
+    def ownership(path):
+        """``(uid, gid, mode)`` of ``path``, or None when it does not exist."""
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        return info.st_uid, info.st_gid, info.st_mode & 0o7777
+
+    @staticmethod
+    def set_owner(path, uid, gid, mode):
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+
+    def ensure_dir(self, path, uid, gid, mode):
+        if not os.path.isdir(path):
+            os.mkdir(path, mode)
+        self.set_owner(path, uid, gid, mode)
+
+    @staticmethod
+    def write_atomic(path, text, uid, gid, mode):
+        """Temp file in the same folder, owner and mode set, fsync, rename: readers see old or new, whole."""
+        handle, temp = tempfile.mkstemp(prefix=".authorized_keys.", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chown(temp, uid, gid)
+            os.chmod(temp, mode)
+            os.rename(temp, path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+
+    @staticmethod
+    def lock(path, timeout):
+        return _FileLock(path, timeout)
+
+
+class _FileLock:
+    def __init__(self, path, timeout):
+        self.path = path
+        self.timeout = timeout
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a")
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
+                    self.handle.close()
+                    raise StageError("could not lock %s within %d s (another registration still running?)"
+                                     % (self.path, self.timeout), STAGE)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def tunnel_key_options(port, keepalive):
+    """The options that confine a gateway key to its own ports (verified against OpenSSH sshd)."""
+    return [("restrict", None), ("port-forwarding", None),
+            ("permitlisten", "localhost:%d" % port), ("permitlisten", "localhost:%d" % keepalive),
+            ("permitopen", "127.0.0.1:%d" % keepalive), ("command", NOLOGIN)]
+
+
+def _listen_ports(line):
+    ports = []
+    for value in line.values("permitlisten"):
+        try:
+            ports.append(int(value.rsplit(":", 1)[-1]))
+        except ValueError:
+            continue
+    return ports
+
+
+class Registration:
+    """A gateway as the jumphost knows it."""
+
+    def __init__(self, gateway, user, uid, port, keepalive, key=None, path=None):
+        self.gateway = gateway
+        self.user = user
+        self.uid = uid
+        self.port = port
+        self.keepalive = keepalive
+        self.key = key
+        self.path = path
+
+
+class Jumphost:
+    """Reads and changes the registrations of one organisation; the base of both modules."""
+
+    def __init__(self, params, system, check_mode=False):
+        self.params = params
+        self.system = system
+        self.check_mode = check_mode
+        self.organisation = params["organisation"]
+        if not _NAME.match(self.organisation or ""):
+            raise StageError("organisation %r: use lower-case letters, digits, '.', '_' and '-'"
+                             % self.organisation, STAGE)
+        self.mode = params["account_mode"]
+        self.group = "%s-gateways" % self.organisation
+        self.shared_account = params.get("shared_account") or "%s-tunnel" % self.organisation
+        self.plan = PortPlan(params["tunnel_port_min"], params["tunnel_port_max"], params["keepalive_port_base"])
+
+    @staticmethod
+    def keys_path(account):
+        return os.path.join(account.home, ".ssh", "authorized_keys")
+
+    def registrations(self):
+        if self.mode == SHARED:
+            account = self.system.account(self.shared_account)
+            if account is None:
+                return []
+            return [self._shared_registration(account, line)
+                    for line in parse_authorized_keys(self.system.read_text(self.keys_path(account)) or "")
+                    if line.is_key and line.key.comment and _listen_ports(line)]
+        gid = self.system.group_id(self.group)
+        found = []
+        for account in sorted(self.system.accounts(), key=lambda entry: entry.uid):
+            # the shared tunnel account sits in the same group; a system UID is no port
+            if gid is None or account.gid != gid or account.name == self.shared_account or account.uid < 1024:
+                continue
+            lines = parse_authorized_keys(self.system.read_text(self.keys_path(account)) or "")
+            keys = [line.key for line in lines if line.is_key]
+            found.append(Registration(account.name, account.name, account.uid, account.uid,
+                                      self.plan.keepalive(account.uid), keys[0] if keys else None,
+                                      self.keys_path(account)))
+        return found
+
+    def _shared_registration(self, account, line):
+        ports = _listen_ports(line)
+        keepalive = ports[1] if len(ports) > 1 else self.plan.keepalive(ports[0])
+        return Registration(line.key.comment, account.name, account.uid, ports[0], keepalive, line.key,
+                            self.keys_path(account))
+
+
+class Registrar(Jumphost):
+    """``jumphost_register``: one gateway present or absent."""
+
+    def __init__(self, params, system, check_mode=False):
+        super(Registrar, self).__init__(params, system, check_mode)
+        self.gateway = params["gateway"]
+        self.state = params["state"]
+        self.actions = []
+        self.malformed = []
+        self.diff = None
+        self.result = {"gateway": self.gateway, "mode": self.mode, "user": None, "port": None,
+                       "keepalive_port": None, "key_fingerprint": None, "authorized_keys": None,
+                       "rekeyed": False, "previous_key_fingerprint": None}
+        if not _NAME.match(self.gateway or ""):
+            self.fail("the gateway name may hold lower-case letters, digits, '.', '_' and '-' only")
+        if self.mode == PER_GATEWAY and len(self.gateway) > MAX_USER_NAME:
+            self.fail("the name is %d characters long and per_gateway accounts are Linux user names of at most "
+                      "%d: use account_mode shared or a shorter organisation prefix"
+                      % (len(self.gateway), MAX_USER_NAME))
+        self.key = None
+        if self.state == "present":
+            try:
+                self.key = parse_public_key(params["host_key"])
+            except KeyFormatError as exc:
+                self.fail("host_key is not an OpenSSH public key (%s); pass the gateway's "
+                          "/etc/ssh/ssh_host_rsa_key.pub" % exc)
+
+    def fail(self, message, **context):
+        raise StageError("%s: %s" % (self.gateway, message), STAGE, gateway=self.gateway, **context)
+
+    def run(self):
+        if self.check_mode:
+            self._apply()
+        else:
+            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
+                self._apply()
+        self.result.update(changed=bool(self.actions), actions=self.actions, malformed_lines=self.malformed)
+        if self.diff is not None:
+            self.result["diff"] = self.diff
+        return self.result
+
+    def _apply(self):
+        gid = self._group()
+        if self.mode == SHARED:
+            self._shared(gid)
+        else:
+            self._per_gateway(gid)
+
+    def _range_full(self):
+        self.fail("no free tunnel port left in %d-%d: remove gateways that are gone (state absent) or widen "
+                  "tunnel_port_min/tunnel_port_max (keepalive ports stop the range where keepalive_port_base + "
+                  "(port - tunnel_port_min) * 2 + 1 would pass 65535)" % (self.plan.low, self.plan.top))
+
+    def _act(self, text):
+        self.actions.append(text)
+        return not self.check_mode
+
+    def _group(self):
+        gid = self.system.group_id(self.group)
+        if gid is None and self.state == "present" and self._act("create group %s" % self.group):
+            self.system.add_group(self.group)
+            gid = self.system.group_id(self.group)
+        return gid
+
+    # --- per_gateway ----------------------------------------------------------------------------
+
+    def _per_gateway(self, gid):
+        account = self.system.account(self.gateway)
+        if account is not None and account.gid != gid:
+            self.fail("account %s exists on the jumphost but is not a gateway account of group %s: pick "
+                      "another gateway name, or remove that account if it is left over" % (account.name, self.group))
+        if self.state == "absent":
+            if account is not None:
+                self.result.update(user=account.name, port=account.uid)
+                if self._act("remove account %s and free port %d" % (account.name, account.uid)):
+                    self.system.end_processes(uid=account.uid)
+                    self.system.delete_account(account.name)
+            return
+        if account is None:
+            uids = set(entry.uid for entry in self.system.accounts() if self.plan.low <= entry.uid <= self.plan.top)
+            port = self.plan.allocate(uids, self.system.listeners())
+            if port is None:
+                self._range_full()
+            if self._act("create account %s with UID %d (its tunnel port)" % (self.gateway, port)):
+                self.system.add_account(self.gateway, self.group, uid=port)
+                account = self.system.account(self.gateway)
+            else:
+                account = Account(self.gateway, port, gid, os.path.join("/home", self.gateway), NOLOGIN)
+        self.plan.check(account.uid, self.gateway)
+        if account.shell != NOLOGIN and self._act("set the shell of %s to %s" % (account.name, NOLOGIN)):
+            self.system.set_shell(account.name, NOLOGIN)
+        port, keepalive = account.uid, self.plan.keepalive(account.uid)
+        self.result.update(user=account.name, port=port, keepalive_port=keepalive)
+
+        self._install(account, account.gid if gid is None else gid, port, keepalive, lambda line: line.is_key)
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def _owned_line(self, line):
+        return line.is_key and line.key.comment == self.gateway and bool(_listen_ports(line))
+
+    def _shared(self, gid):
+        account = self.system.account(self.shared_account)
+        if account is None:
+            if self.state == "absent":
+                return
+            if self._act("create the shared tunnel account %s" % self.shared_account):
+                self.system.add_account(self.shared_account, self.group)
+                account = self.system.account(self.shared_account)
+            else:
+                account = Account(self.shared_account, -1, gid, os.path.join("/home", self.shared_account), NOLOGIN)
+        self.result["user"] = account.name
+        path = self.keys_path(account)
+        lines = parse_authorized_keys(self.system.read_text(path) or "")
+        mine = [line for line in lines if self._owned_line(line)]
+        if self.state == "absent":
+            if mine:
+                port = _listen_ports(mine[0])[0]
+                self.result["port"] = port
+                self._install(account, account.gid, port, None, self._owned_line)
+                if not self.check_mode:
+                    self.system.end_processes(port=port)
+            return
+        for line in lines:
+            if line.is_key and line not in mine and line.key.same_as(self.key):
+                owner = line.key.comment if _listen_ports(line) else None
+                self.fail("this host key already stands on line %d of %s%s: two gateways with one host key cannot "
+                          "be told apart; regenerate the host keys of one of them, or remove that line"
+                          % (line.number, path, " for gateway %s" % owner if owner else " without restrictions"))
+        if mine:
+            registered = self._shared_registration(account, mine[0])
+            port, keepalive = registered.port, registered.keepalive
+        else:
+            assigned = set()
+            for line in lines:
+                if line.is_key:
+                    assigned.update(_listen_ports(line))
+            port = self.plan.allocate(assigned, self.system.listeners())
+            if port is None:
+                self._range_full()
+            keepalive = self.plan.keepalive(port)
+        self.result.update(port=port, keepalive_port=keepalive)
+
+        self._install(account, account.gid, port, keepalive, self._owned_line)
+
+    # --- the key file ---------------------------------------------------------------------------
+
+    def _install(self, account, gid, port, keepalive, owned):
+        """Put this gateway's line where the lines ``owned`` by it stood (or last), or drop them for state
+        absent; every other line, malformed ones included, stays as it is."""
+        ssh_dir = os.path.join(account.home, ".ssh")
+        path = os.path.join(ssh_dir, "authorized_keys")
+        self.result["authorized_keys"] = path
+        before = self.system.read_text(path)
+        lines = parse_authorized_keys(before or "")
+        for line in lines:
+            if line.problem:
+                self.malformed.append({"path": path, "line": line.number, "reason": line.problem})
+        wanted = None
+        if self.key is not None:
+            wanted = authorized_key_line(self.key, tunnel_key_options(port, keepalive), self.gateway)
+            self.result["key_fingerprint"] = self.key.fingerprint
+        kept, placed, previous = [], False, []
+        for line in lines:
+            if not owned(line):
+                kept.append(line.text)
+                continue
+            if wanted is None:
+                continue
+            if not line.key.same_as(self.key):
+                previous.append(line.key)
+            if not placed:
+                kept.append(wanted)
+                placed = True
+        if wanted is not None and not placed:
+            kept.append(wanted)
+        after = "".join(text + "\n" for text in kept)
+        if previous:
+            self.result.update(rekeyed=True, previous_key_fingerprint=previous[0].fingerprint)
+        if before != after and (before or after):
+            if previous:
+                what = "replace key %s with %s (re-flashed unit?), port %d kept" % (
+                    ", ".join(key.fingerprint for key in previous), self.key.fingerprint, port)
+            elif self.key is not None and before and any(line.is_key and line.key.same_as(self.key)
+                                                         for line in lines):
+                what = "restrict the key of %s to ports %d and %d" % (self.gateway, port, keepalive)
+            elif self.key is not None:
+                what = "authorize the host key %s for ports %d and %d" % (self.key.fingerprint, port, keepalive)
+            else:
+                what = "remove the key of %s and free port %d" % (self.gateway, port)
+            self.diff = {"before_header": path, "after_header": path, "before": before or "", "after": after}
+            if self._act(what):
+                self.system.ensure_dir(ssh_dir, account.uid, gid, 0o700)
+                self.system.write_atomic(path, after, account.uid, gid, 0o600)
+            return
+        for target, mode in ((ssh_dir, 0o700), (path, 0o600)):
+            seen = self.system.ownership(target)
+            if seen is not None and seen != (account.uid, gid, mode) and \
+                    self._act("set %s to owner %s, mode %o" % (target, account.name, mode)):
+                self.system.set_owner(target, account.uid, gid, mode)
+
+
+class TunnelLister(Jumphost):
+    """``jumphost_tunnels``: every registered gateway and whether its tunnel listens right now."""
+
+    def run(self):
+        listeners = self.system.listeners()
+        wanted = set(self.params.get("gateways") or [])
+        tunnels = []
+        for found in self.registrations():
+            if wanted and found.gateway not in wanted:
+                continue
+            owners = listeners.get(found.port, set())
+            tunnels.append({
+                "gateway": found.gateway, "user": found.user, "port": found.port,
+                "keepalive_port": found.keepalive,
+                "key_fingerprint": found.key.fingerprint if found.key else None,
+                "listening": found.uid in owners,
+                "keepalive_listening": found.uid in listeners.get(found.keepalive, set()),
+                "port_held_by_other_uid": sorted(owners - set([found.uid])),
+            })
+        return {"changed": False, "mode": self.mode, "tunnels": tunnels,
+                "missing": sorted(wanted - set(tunnel["gateway"] for tunnel in tunnels))}
+
+
+def jumphost_argument_spec():
+    """The options both jumphost modules share (documented in the lorawan.conduit.jumphost fragment)."""
+    return dict(
+        organisation=dict(type="str", required=True, aliases=["org"]),
+        account_mode=dict(type="str", choices=[PER_GATEWAY, SHARED], default=PER_GATEWAY),
+        shared_account=dict(type="str"),
+        tunnel_port_min=dict(type="int", default=20000),
+        tunnel_port_max=dict(type="int", default=32767),
+        keepalive_port_base=dict(type="int", default=40000),
+    )

@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+DOCUMENTATION = r"""
+module: jumphost_register
+short_description: Give a gateway its reverse-tunnel account and ports on the jumphost
+version_added: 0.1.0
+description:
+  - Registers a gateway's SSH host key on the jumphost so that the gateway can open its reverse tunnel, and nothing
+    else, and allocates its tunnel port and keepalive port.
+  - The key line is confined with C(restrict,port-forwarding), C(permitlisten) for the gateway's own tunnel and
+    keepalive ports, C(permitopen) for its own keepalive port (autossh loops its test data through it) and
+    C(command=/usr/sbin/nologin), so the key gets no shell, no pty, no command and no other port.
+  - In V(per_gateway) mode the gateway gets an account named after it in group C(<organisation>-gateways), with no
+    password and C(/usr/sbin/nologin) as its shell, whose UID is the tunnel port; in V(shared) mode its key becomes
+    one line of O(shared_account)'s C(authorized_keys), named by the key comment.
+  - The same gateway with the same key changes nothing. The same gateway with a new key (a re-flashed unit) gets
+    the new key and keeps its port; RV(rekeyed) says so.
+  - Ports are allocated under an exclusive lock (O(lock_file)), so parallel registrations never share a port; a
+    port something already listens on is skipped.
+  - Lines of C(authorized_keys) that do not parse are kept untouched and reported in RV(malformed_lines).
+  - O(state=absent) removes the gateway (its account, or its line), ends its tunnel and frees its port.
+author:
+  - lorawan.conduit developers (@lorawan-conduit)
+extends_documentation_fragment:
+  - lorawan.conduit.attributes
+  - lorawan.conduit.jumphost
+attributes:
+  check_mode:
+    support: full
+    details: Returns the planned account, ports and key file; takes no lock and changes nothing.
+  diff_mode:
+    support: full
+    details: Shows the change of C(authorized_keys).
+  idempotent:
+    support: full
+options:
+  gateway:
+    description:
+      - The gateway's name (its hostname, for example V(ttn-nyc-00-08-00-4a-26-f1)). In V(per_gateway) mode also the
+        account name, so at most 32 characters.
+    type: str
+    required: true
+  host_key:
+    description:
+      - The gateway's SSH host public key, the key its tunnel logs in with (C(/etc/ssh/ssh_host_rsa_key.pub)).
+      - Required with O(state=present).
+    type: str
+  state:
+    description: Whether the gateway is registered.
+    type: str
+    choices: [present, absent]
+    default: present
+  lock_file:
+    description: The file locked while ports are allocated; every run on one jumphost must use the same.
+    type: path
+    default: /run/lock/lorawan-conduit-jumphost.lock
+  lock_timeout:
+    description: Seconds to wait for the lock.
+    type: int
+    default: 120
+seealso:
+  - module: lorawan.conduit.jumphost_tunnels
+"""
+
+EXAMPLES = r"""
+- name: Register the gateway on the jumphost (today's layout, one account per gateway)
+  lorawan.conduit.jumphost_register:
+    gateway: "{{ inventory_hostname }}"
+    host_key: "{{ gateway_facts_result.host_keys.rsa }}"
+    organisation: ttn-nyc
+  delegate_to: jumphost
+  become: true
+  register: registration
+
+- name: Register it on one shared tunnel account instead
+  lorawan.conduit.jumphost_register:
+    gateway: "{{ inventory_hostname }}"
+    host_key: "{{ gateway_facts_result.host_keys.rsa }}"
+    organisation: ttn-nyc
+    account_mode: shared
+    shared_account: ttn
+  delegate_to: jumphost
+  become: true
+
+- name: Retire a gateway and free its port
+  lorawan.conduit.jumphost_register:
+    gateway: ttn-nyc-00-08-00-4a-26-f1
+    organisation: ttn-nyc
+    state: absent
+  delegate_to: jumphost
+  become: true
+"""
+
+RETURN = r"""
+gateway:
+  description: The gateway.
+  returned: always
+  type: str
+  sample: ttn-nyc-00-08-00-4a-26-f1
+mode:
+  description: The account mode used.
+  returned: always
+  type: str
+  sample: per_gateway
+user:
+  description:
+    - The account the gateway's tunnel logs in as (C(ssh_tunnel_gateway_user_on_jumphost) in ttn-multitech-cm).
+  returned: always
+  type: str
+  sample: ttn-nyc-00-08-00-4a-26-f1
+port:
+  description: The tunnel port on the jumphost (C(ssh_tunnel_remote_port)); in check mode the one that would be taken.
+  returned: always
+  type: int
+  sample: 20075
+keepalive_port:
+  description: The keepalive base port (C(ssh_tunnel_keepalive_base_port)).
+  returned: when O(state=present)
+  type: int
+  sample: 40150
+key_fingerprint:
+  description: SHA256 fingerprint of the registered key.
+  returned: when O(state=present)
+  type: str
+  sample: SHA256:djODNr9O005mFSOXR2f5LRwgG5qwAxKikmbzH+D0bqM
+authorized_keys:
+  description: The key file that holds the gateway's line.
+  returned: always
+  type: str
+  sample: /home/ttn-nyc-00-08-00-4a-26-f1/.ssh/authorized_keys
+rekeyed:
+  description: Whether a different key stood for the gateway and was replaced (a re-flashed unit); the port is kept.
+  returned: always
+  type: bool
+previous_key_fingerprint:
+  description: Fingerprint of the key that was replaced.
+  returned: always
+  type: str
+  sample: null
+actions:
+  description: What was done, or in check mode what would be done.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create account ttn-nyc-00-08-00-4a-26-f1 with UID 20075 (its tunnel port)"]
+malformed_lines:
+  description: Lines of the key file that do not parse; they were kept untouched.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The key file.
+      type: str
+    line:
+      description: Line number.
+      type: int
+    reason:
+      description: Why the line does not parse.
+      type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import (
+    JumphostSystem,
+    Registrar,
+    jumphost_argument_spec,
+)
+
+
+def main():
+    argument_spec = jumphost_argument_spec()
+    argument_spec.update(
+        gateway=dict(type="str", required=True),
+        host_key=dict(type="str", no_log=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        lock_file=dict(type="path", default="/run/lock/lorawan-conduit-jumphost.lock"),
+        lock_timeout=dict(type="int", default=120),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=[("state", "present", ["host_key"])],
+                           supports_check_mode=True)
+    system = JumphostSystem(module.run_command)
+    try:
+        result = Registrar(module.params, system, check_mode=module.check_mode).run()
+    except StageError as exc:
+        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
+    for line in result["malformed_lines"]:
+        module.warn("%s line %d does not parse (%s); it was kept as it is"
+                    % (line["path"], line["line"], line["reason"]))
+    if not module._diff:  # pylint: disable=protected-access
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

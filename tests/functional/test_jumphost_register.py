@@ -1,0 +1,184 @@
+"""jumphost_register through the real path: ansible runs the module on the sshd jumphost with become, then the
+OpenSSH client uses the registered key the way a gateway's autossh would, and tries what it must not do."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+
+import pytest
+
+from tests.utils.sim import collections_root, wait_until, write_inventory
+
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+
+
+@pytest.fixture(scope="module")
+def jumphost(tmp_path_factory):
+    from tests.conftest import _next_subnet
+    from tests.utils.sim import start_simulator
+    workdir = str(tmp_path_factory.mktemp("jumphost"))
+    sim = start_simulator(["--subnet", _next_subnet(), "--jumphost"], workdir=workdir)
+    inventory = write_inventory(sim, os.path.join(workdir, "inventory.yml"))
+    yield sim, inventory
+    sim.stop()
+
+
+@pytest.fixture
+def echo_server():
+    """A TCP echo server on loopback: what the tunnel forwards to, so traffic through it can be seen."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _peer = server.accept()
+            except OSError:
+                return
+            with conn:
+                data = conn.recv(1024)
+                conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def run_module(inventory: str, module: str, args: dict, check: bool = False) -> dict:
+    """Run a module on the jumphost with become; its result, from the ``tree`` callback's file."""
+    with tempfile.TemporaryDirectory() as tree:
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root())
+        argv = [ANSIBLE, "-i", inventory, "jumphost", "--become", "-t", tree, "-m", f"lorawan.conduit.{module}",
+                "-a", json.dumps(args)] + (["--check"] if check else [])
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert os.path.exists(os.path.join(tree, "jumphost")), done.stdout + done.stderr
+        with open(os.path.join(tree, "jumphost")) as handle:
+            return json.load(handle)
+
+
+def new_key(tmp_path, name: str) -> tuple[str, str]:
+    path = str(tmp_path / name)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
+    with open(path + ".pub") as handle:
+        return path, handle.read().strip()
+
+
+def gateway_ssh(sim, tmp_path, key: str, user: str, *args: str, timeout: float = 20):
+    """The OpenSSH client as the gateway: its key only, the jumphost's host key checked."""
+    jump = sim.jumphost
+    argv = ["ssh", "-i", key, "-p", str(jump["port"]), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={jump['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ExitOnForwardFailure=yes", "-l", user, *args, jump["address"]]
+    return argv
+
+
+def tunnel(inventory: str, layout: dict, gateway: str) -> dict:
+    """What jumphost_tunnels says of one gateway ({} when it is not registered)."""
+    listing = run_module(inventory, "jumphost_tunnels", dict(layout, gateways=[gateway]))
+    return listing["tunnels"][0] if listing["tunnels"] else {}
+
+
+def listening(inventory: str, layout: dict, gateway: str) -> dict | None:
+    entry = tunnel(inventory, layout, gateway)
+    return entry if entry.get("listening") else None
+
+
+@pytest.mark.parametrize("mode,first_port", [("per_gateway", 26100), ("shared", 26200)])
+def test_a_registered_key_opens_its_own_ports_and_nothing_else(jumphost, tmp_path, echo_server, mode, first_port):
+    sim, inventory = jumphost
+    organisation = f"ttn-{mode.replace('_', '')}"
+    gateway = f"{organisation}-00-08-00-4a-26-f1"[:32]
+    key, public = new_key(tmp_path, "gateway")
+    layout = {"organisation": organisation, "account_mode": mode, "tunnel_port_min": first_port,
+              "keepalive_port_base": first_port + 20000}
+    registered = run_module(inventory, "jumphost_register", dict(layout, gateway=gateway, host_key=public))
+    assert registered["changed"], registered
+    port, keepalive, user = registered["port"], registered["keepalive_port"], registered["user"]
+    assert port == first_port and keepalive == first_port + 20000
+
+    # the gateway's tunnel, as autossh -M runs it: -R port, and the monitor loop -R/-L on the keepalive port
+    forward = subprocess.Popen(gateway_ssh(
+        sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}",
+        "-R", f"{keepalive}:127.0.0.1:{echo_server}", "-L", f"{keepalive + 1000}:127.0.0.1:{keepalive}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        listed = wait_until(lambda: listening(inventory, layout, gateway), 20, "tunnel listening")
+        assert listed["keepalive_listening"] and listed["port_held_by_other_uid"] == []
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as through:
+            through.sendall(b"over the tunnel")
+            assert through.recv(64) == b"over the tunnel"
+        with socket.create_connection(("127.0.0.1", keepalive + 1000), timeout=5) as monitor:
+            monitor.sendall(b"autossh monitor")  # -L keepalive -> jumphost keepalive -> -R -> echo
+            assert monitor.recv(64) == b"autossh monitor"
+    finally:
+        forward.terminate()
+        forward.communicate(timeout=10)
+
+    other = subprocess.run(gateway_ssh(sim, tmp_path, key, user, "-N", "-R", f"{port + 50}:127.0.0.1:{echo_server}"),
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert other.returncode == 255
+    assert f"remote port forwarding failed for listen port {port + 50}" in other.stderr
+
+    command = subprocess.run(gateway_ssh(sim, tmp_path, key, user) + ["id"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    assert command.returncode != 0 and "uid=" not in command.stdout
+    assert "This account is currently not available." in command.stdout + command.stderr
+
+    shell = subprocess.run(gateway_ssh(sim, tmp_path, key, user, "-tt"), input="id\nexit\n", capture_output=True,
+                           text=True, timeout=30, check=False)
+    assert "uid=" not in shell.stdout
+    assert "PTY allocation request failed" in shell.stderr
+
+    # -L to anything but its own keepalive port is refused (the echo server stands for any local service)
+    local = subprocess.Popen(gateway_ssh(sim, tmp_path, key, user, "-N", "-L",
+                                         f"{keepalive + 2000}:127.0.0.1:{echo_server}"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def refused():
+            with socket.create_connection(("127.0.0.1", keepalive + 2000), timeout=5) as probe:
+                try:
+                    probe.sendall(b"x")
+                    return probe.recv(64) == b""  # ssh closes the local end when sshd refuses the channel
+                except ConnectionResetError:
+                    return True
+        assert wait_until(refused, 20, "local forward answered")
+    finally:
+        local.terminate()
+        _out, err = local.communicate(timeout=10)
+    assert "administratively prohibited" in err
+
+
+def test_removal_ends_the_tunnel_and_the_key_stops_working(jumphost, tmp_path, echo_server):
+    sim, inventory = jumphost
+    key, public = new_key(tmp_path, "gateway")
+    gateway = "ttn-rm-00-08-00-4a-26-f2"
+    layout = {"organisation": "ttn-rm", "account_mode": "shared", "tunnel_port_min": 26300,
+              "keepalive_port_base": 46300}
+    options = dict(layout, gateway=gateway)
+    registered = run_module(inventory, "jumphost_register", dict(options, host_key=public))
+    port, user = registered["port"], registered["user"]
+    forward = subprocess.Popen(gateway_ssh(sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: listening(inventory, layout, gateway), 20, "tunnel listening")
+        planned = run_module(inventory, "jumphost_register", dict(options, state="absent"), check=True)
+        assert planned["changed"] and listening(inventory, layout, gateway)
+        removed = run_module(inventory, "jumphost_register", dict(options, state="absent"))
+        assert removed["changed"] and removed["port"] == port
+        forward.wait(timeout=20)  # the jumphost ended the tunnel's session
+    finally:
+        forward.kill()
+        forward.communicate()
+    assert tunnel(inventory, layout, gateway) == {}
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    again = subprocess.run(gateway_ssh(sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}"),
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert again.returncode == 255 and "Permission denied" in again.stderr

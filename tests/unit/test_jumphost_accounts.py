@@ -1,0 +1,230 @@
+"""Port arithmetic, key-line parsing and the registration logic, with a fake jumphost (accounts in memory,
+key files on disk). The real path, through sshd and Ansible, is tests/functional/test_jumphost_register.py and
+tests/integration/targets/jumphost_register."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import (
+    Account,
+    JumphostSystem,
+    PortPlan,
+    Registrar,
+)
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
+    AuthorizedKey,
+    authorized_key_line,
+    parse_public_key,
+)
+
+
+def test_keepalive_formula_of_todays_jumphost():
+    plan = PortPlan(20000, 32767, 40000)
+    assert plan.keepalive(20147) == 40294
+    assert plan.keepalive(20022) == 40044
+    assert plan.top == 32767  # keepalive(32767) + 1 == 65535
+
+
+def test_a_uid_past_the_formula_is_a_clear_error():
+    plan = PortPlan(20000, 40000, 40000)
+    assert plan.top == 32767
+    with pytest.raises(StageError) as caught:
+        plan.check(32768, "gw")
+    assert "gives keepalive port 65536" in caught.value.message and "stops at tunnel port 32767" in caught.value.message
+
+
+def test_allocation_takes_highest_plus_one_then_gaps_and_skips_busy_ports():
+    plan = PortPlan(20000, 20004, 40000)
+    assert plan.allocate(set(), set()) == 20000
+    assert plan.allocate({20000, 20002}, set()) == 20003
+    assert plan.allocate({20000, 20002}, {20003}) == 20004
+    assert plan.allocate({20000, 20002}, {20003, 40008}) == 20001  # 20004's keepalive is taken
+    assert plan.allocate({20000, 20001, 20002, 20003, 20004}, set()) is None
+
+
+def test_overlapping_port_ranges_are_refused():
+    with pytest.raises(StageError) as caught:
+        PortPlan(20000, 32767, 25000)
+    assert "overlap" in caught.value.message
+
+
+@pytest.mark.parametrize("line,options", [
+    ('restrict,permitlisten="localhost:1",command="echo \\"a, b\\"" ssh-ed25519 {key} c',
+     [("restrict", None), ("permitlisten", "localhost:1"), ("command", 'echo "a, b"')]),
+    ('from="10.0.0.1,10.0.0.2" ssh-ed25519 {key}', [("from", "10.0.0.1,10.0.0.2")]),
+    ("ssh-ed25519 {key} a comment with spaces", []),
+])
+def test_option_lists_parse_like_sshd(ed25519, line, options):
+    parsed = AuthorizedKey.parse(1, line.format(key=ed25519.blob_b64))
+    assert parsed.problem is None and parsed.options == options
+    again = AuthorizedKey.parse(1, authorized_key_line(parsed.key, parsed.options, parsed.key.comment))
+    assert again.options == options and again.key.same_as(parsed.key)
+
+
+@pytest.mark.parametrize("line,reason", [
+    ('from="10.0.0.1 ssh-ed25519 AAAA', "no closing quote"),
+    ("ssh-ed25519 AAAA!!", "not valid base64"),
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBad", "truncated"),
+    ("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBadBadBadBadBadBadBadBadBadBadBadBadBad", "holds a 'ssh-ed25519' key"),
+    ("restrict", "not followed by a key"),
+])
+def test_malformed_lines_say_why(line, reason):
+    parsed = AuthorizedKey.parse(3, line)
+    assert not parsed.is_key and reason in parsed.problem
+
+
+@pytest.fixture(scope="module")
+def ed25519(tmp_path_factory):
+    return parse_public_key(_key(tmp_path_factory.mktemp("keys"), "one"))
+
+
+def _key(folder, name):
+    path = os.path.join(str(folder), name)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
+    with open(path + ".pub") as handle:
+        return handle.read().strip()
+
+
+class FakeJumphost(JumphostSystem):
+    """Accounts and groups in memory, homes under a temporary folder, no ownership changes, nothing listening."""
+
+    def __init__(self, root):
+        super().__init__(run_command=None)
+        self.root = root
+        self.groups: dict[str, int] = {}
+        self.users: dict[str, Account] = {}
+        self.commands: list[str] = []
+        self.owners: dict[str, tuple[int, int]] = {}
+
+    def group_id(self, name):
+        return self.groups.get(name)
+
+    def account(self, name):
+        return self.users.get(name)
+
+    def accounts(self):
+        return list(self.users.values())
+
+    def add_group(self, name):
+        self.commands.append(f"groupadd {name}")
+        self.groups[name] = 1000 + len(self.groups)
+
+    def add_account(self, name, group, uid=None, comment=None):
+        self.commands.append(f"useradd {name}")
+        home = os.path.join(self.root, name)
+        os.makedirs(home)
+        self.users[name] = Account(name, uid if uid is not None else 900 + len(self.users), self.groups[group], home,
+                                   "/usr/sbin/nologin")
+
+    def set_shell(self, name, shell):
+        self.commands.append(f"usermod --shell {shell} {name}")
+        self.users[name].shell = shell
+
+    def listeners(self):
+        return {}
+
+    def set_owner(self, path, uid, gid, mode):
+        os.chmod(path, mode)
+        self.owners[path] = (uid, gid)
+
+    def ownership(self, path):
+        seen = JumphostSystem.ownership(path)
+        return None if seen is None else self.owners.get(path, (-1, -1)) + (seen[2],)
+
+    def write_atomic(self, path, text, uid, gid, mode):
+        with open(path, "w") as handle:
+            handle.write(text)
+        self.set_owner(path, uid, gid, mode)
+
+    @staticmethod
+    def lock(path, timeout):
+        return _NoLock()
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _params(**overrides):
+    params = {"gateway": "ttn-nyc-00-08-00-4a-26-f1", "host_key": None, "organisation": "ttn-nyc",
+              "account_mode": "per_gateway", "shared_account": None, "tunnel_port_min": 20000,
+              "tunnel_port_max": 32767, "keepalive_port_base": 40000, "state": "present",
+              "lock_file": "/nonexistent", "lock_timeout": 1}
+    params.update(overrides)
+    return params
+
+
+def test_the_old_scripts_unrestricted_line_is_restricted_not_rekeyed(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ttn-nyc-gateways")
+    system.add_account("ttn-nyc-00-08-00-4a-26-f1", "ttn-nyc-gateways", uid=20147)
+    system.set_shell("ttn-nyc-00-08-00-4a-26-f1", "/bin/bash")
+    keys = os.path.join(str(tmp_path), "ttn-nyc-00-08-00-4a-26-f1", ".ssh", "authorized_keys")
+    os.makedirs(os.path.dirname(keys))
+    with open(keys, "w") as handle:  # what `sort -u` of the old script left: the key, twice with other comments
+        handle.write(ed25519.text() + "\n" + ed25519.text(comment="root@mtcdt") + "\n")
+    result = Registrar(_params(host_key=ed25519.text()), system).run()
+    assert result["changed"] and not result["rekeyed"]
+    assert result["port"] == 20147 and result["keepalive_port"] == 40294
+    assert result["actions"] == ["set the shell of ttn-nyc-00-08-00-4a-26-f1 to /usr/sbin/nologin",
+                                 "restrict the key of ttn-nyc-00-08-00-4a-26-f1 to ports 20147 and 40294"]
+    with open(keys) as handle:
+        lines = handle.read().splitlines()
+    assert lines == ['restrict,port-forwarding,permitlisten="localhost:20147",permitlisten="localhost:40294",'
+                     'permitopen="127.0.0.1:40294",command="/usr/sbin/nologin" '
+                     + ed25519.text(comment="ttn-nyc-00-08-00-4a-26-f1")]
+    assert Registrar(_params(host_key=ed25519.text()), system).run()["changed"] is False
+
+
+def test_shared_mode_keeps_malformed_and_foreign_lines_in_place(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    params = _params(account_mode="shared", host_key=ed25519.text())
+    check = Registrar(params, system, check_mode=True).run()
+    assert check["changed"] and system.commands == [] and check["port"] == 20000
+    Registrar(params, system).run()
+    keys = os.path.join(str(tmp_path), "ttn-nyc-tunnel", ".ssh", "authorized_keys")
+    with open(keys) as handle:
+        registered = handle.read()
+    foreign = "# operator's note\nfrom=\"10.0.0.1 ssh-rsa broken\n"
+    with open(keys, "w") as handle:
+        handle.write(foreign + registered)
+    other = parse_public_key(_key(tmp_path, "other"))
+    second = Registrar(_params(account_mode="shared", gateway="gw-2", host_key=other.text()), system).run()
+    assert second["port"] == 20001 and second["keepalive_port"] == 40002
+    assert second["malformed_lines"] == [{"path": keys, "line": 2, "reason": "an option value has no closing quote"}]
+    with open(keys) as handle:
+        text = handle.read()
+    assert text.startswith(foreign + registered) and text.count("\n") == 4
+    removed = Registrar(_params(account_mode="shared", state="absent"), system).run()
+    assert removed["changed"] and removed["port"] == 20000
+    with open(keys) as handle:
+        lines = handle.read().splitlines()
+    assert lines[:2] == foreign.splitlines() and len(lines) == 3 and lines[2].endswith(" gw-2")
+
+
+def test_check_mode_plans_a_new_account_and_touches_nothing(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    result = Registrar(_params(host_key=ed25519.text()), system, check_mode=True).run()
+    assert result["changed"] and result["port"] == 20000 and result["keepalive_port"] == 40000
+    assert system.commands == [] and os.listdir(str(tmp_path)) == []
+    assert result["diff"]["before"] == "" and "permitlisten=\"localhost:20000\"" in result["diff"]["after"]
+
+
+def test_an_existing_account_outside_the_group_is_never_taken_over(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ttn-nyc-gateways")
+    system.add_group("staff")
+    system.add_account("ttn-nyc-00-08-00-4a-26-f1", "staff", uid=1500)
+    with pytest.raises(StageError) as caught:
+        Registrar(_params(host_key=ed25519.text()), system).run()
+    assert "is not a gateway account of group ttn-nyc-gateways" in caught.value.message
+    assert caught.value.message.startswith("ttn-nyc-00-08-00-4a-26-f1: ")
