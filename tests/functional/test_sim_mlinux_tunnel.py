@@ -10,6 +10,8 @@ import subprocess
 import paramiko
 import pytest
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import tunnel_key_options
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import format_options
 from tests.conftest import ssh_client, ssh_run
 from tests.simulator.jumphost import free_port
 from tests.utils.sim import wait_until
@@ -92,8 +94,7 @@ def _install_tunnel(fleet, name, port, keepalive, provisioning_pub):
     jump = fleet.jumphost
     user = f"gw-{name}"
     key = " ".join(device["host_key"].split()[:2])
-    restrictions = (f'restrict,port-forwarding,permitlisten="localhost:{port}",permitlisten="localhost:{keepalive}",'
-                    f'permitopen="localhost:9",command="/usr/sbin/nologin"')
+    restrictions = format_options(tunnel_key_options(port, keepalive))
     fleet.jumphost_run(f"useradd --password '*' --create-home --shell /usr/sbin/nologin {user} && "
                        f"install -d -m 700 -o {user} /home/{user}/.ssh && "
                        f"printf '%s\\n' '{restrictions} {key}' > /home/{user}/.ssh/authorized_keys && "

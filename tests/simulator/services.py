@@ -458,10 +458,7 @@ class DeviceServices:
                 self._tunnel_conn = conn
                 await conn.forward_remote_port("localhost", plan["remote_port"], device.address, local_port)
                 if plan["monitor"]:
-                    try:
-                        await conn.forward_remote_port("localhost", plan["monitor"], device.address, local_port)
-                    except (asyncssh.Error, asyncssh.ChannelListenError, OSError) as exc:
-                        device.log("tunnel-warning", detail=f"monitor port {plan['monitor']}: {exc}")
+                    await self._monitor_loop(conn, plan["monitor"], local_port)
                 device.tunnel_status = "up"
                 device.log("tunnel-up", remote_port=plan["remote_port"])
                 delay = 0.2
@@ -483,6 +480,19 @@ class DeviceServices:
             self._tunnel_conn = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _monitor_loop(self, conn: asyncssh.SSHClientConnection, monitor: int, local_port: int) -> None:
+        """autossh ``-M p``: ``-R p`` back to the gateway and ``-L p:127.0.0.1:p`` to the jumphost, then test
+        data around the loop. A jumphost that refuses either leg makes autossh restart ssh over and over."""
+        await conn.forward_remote_port("localhost", monitor, self.device.address, local_port)
+        try:
+            reader, writer = await asyncio.wait_for(conn.open_connection("127.0.0.1", monitor), 10)
+            banner = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise OSError(f"autossh monitor loop on port {monitor} failed: {exc}") from exc
+        if not banner.startswith(b"SSH-"):
+            raise OSError(f"autossh monitor loop on port {monitor} returned {banner[:40]!r}")
 
     async def tunnel_stop(self) -> None:
         self.tunnel_running = False
