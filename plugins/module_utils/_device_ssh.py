@@ -88,7 +88,8 @@ def key_line(key):
 
 
 class DeviceSession:
-    """One SSH connection to a unit (see module docstring)."""
+    """One SSH connection to a unit (see module docstring). ``host_key``: the key, or the keys, the unit may
+    offer (a ledger pins all of a unit's host keys; the client negotiates one of them)."""
 
     def __init__(self, address, port=22, username="root", password=None, key_filename=None, allow_agent=False,
                  look_for_keys=False, host_key=None, host_key_policy="pin", timeout=10.0, interface=None,
@@ -135,11 +136,12 @@ class DeviceSession:
             raise DeviceUnreachable("%s: SSH handshake failed (%s)" % (self.label, exc or type(exc).__name__))
         seen = key_line(transport.get_remote_server_key())
         self.host_key_seen = seen
-        if self.host_key_policy == "pin" and self.host_key and not same_key(seen, self.host_key):
+        pinned = [self.host_key] if isinstance(self.host_key, str) else list(self.host_key or [])
+        if self.host_key_policy == "pin" and pinned and not any(same_key(seen, key) for key in pinned):
             transport.close()
             raise HostKeyMismatch(
                 "%s: host key changed: the unit offers %s, the ledger has %s" % (
-                    self.label, key_fingerprint(seen), key_fingerprint(self.host_key)), seen)
+                    self.label, key_fingerprint(seen), ", ".join(key_fingerprint(key) for key in pinned)), seen)
         self._authenticate(transport)
         transport.set_keepalive(15)
         self.transport = transport
@@ -358,3 +360,26 @@ def _load_key(path):
         except IOError as exc:
             raise DeviceSSHError("cannot read key %s: %s" % (path, exc))
     raise DeviceSSHError("cannot load key %s: %s" % (path, errors[-1] if errors else "unknown format"))
+
+
+def device_ssh_argument_spec():
+    """The connection options of the modules that log in to an mLinux unit (fragment lorawan.conduit.device_ssh)."""
+    return dict(
+        address=dict(type="str", required=True),
+        port=dict(type="int", default=22),
+        bind_interface=dict(type="str"),
+        username=dict(type="str", default="mtadm"),
+        password=dict(type="str", no_log=True),
+        key_file=dict(type="path"),
+        allow_agent=dict(type="bool", default=False),
+        look_for_keys=dict(type="bool", default=False),
+        connect_timeout=dict(type="float", default=10),
+    )
+
+
+def session_from_params(params, host_key=None, host_key_policy="pin", label=None):
+    return DeviceSession(params["address"], port=params["port"], username=params["username"],
+                         password=params["password"], key_filename=params["key_file"],
+                         allow_agent=params["allow_agent"], look_for_keys=params["look_for_keys"],
+                         host_key=host_key, host_key_policy=host_key_policy, timeout=params["connect_timeout"],
+                         interface=params["bind_interface"], label=label)

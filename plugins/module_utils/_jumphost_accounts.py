@@ -567,8 +567,29 @@ class TunnelLister(Jumphost):
     """``jumphost_tunnels``: every registered gateway and whether its tunnel listens right now."""
 
     def run(self):
-        listeners = self.system.listeners()
+        """The listing; with ``wait_timeout``, once every gateway asked for listens, or a failure naming those
+        that do not."""
         wanted = set(self.params.get("gateways") or [])
+        timeout = self.params.get("wait_timeout") or 0
+        if timeout and not wanted:
+            raise StageError("wait_timeout needs the gateways to wait for (option gateways)", STAGE)
+        deadline = time.time() + timeout
+        while True:
+            result = self._listing(wanted)
+            silent = sorted(tunnel["gateway"] for tunnel in result["tunnels"] if not tunnel["listening"])
+            silent += result["missing"]
+            if not timeout or not silent:
+                return result
+            if time.time() > deadline:
+                raise StageError(
+                    "%s: no tunnel listening on the jumphost after %d s. On the gateway check "
+                    "'/etc/init.d/ssh_tunnel status' and /etc/default/ssh_tunnel (REMOTE_HOST must be reachable "
+                    "from the unit), and that its RSA host key is the one registered" % (", ".join(silent), timeout),
+                    "tunnel", not_listening=silent, tunnels=result["tunnels"])
+            time.sleep(0.25)
+
+    def _listing(self, wanted):
+        listeners = self.system.listeners()
         tunnels = []
         for found in self.registrations():
             if wanted and found.gateway not in wanted:

@@ -26,6 +26,12 @@ options:
     description: Only these gateways (default all). Names not registered come back in RV(missing).
     type: list
     elements: str
+  wait_timeout:
+    description:
+      - Seconds to wait until every gateway in O(gateways) has its tunnel listening; the module fails, naming the
+        gateways whose tunnel is not up, when they do not within that time. V(0) reports at once.
+    type: int
+    default: 0
 seealso:
   - module: lorawan.conduit.jumphost_register
 """
@@ -38,6 +44,14 @@ EXAMPLES = r"""
   become: true
   run_once: true
   register: tunnels
+
+- name: Wait until the new gateway's tunnel is up
+  lorawan.conduit.jumphost_tunnels:
+    organisation: ttn-nyc
+    gateways: ["{{ inventory_hostname }}"]
+    wait_timeout: 60
+  delegate_to: jumphost
+  become: true
 
 - name: Show the gateways whose tunnel is down
   ansible.builtin.debug:
@@ -98,7 +112,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
 
 def main():
     argument_spec = jumphost_argument_spec()
-    argument_spec.update(gateways=dict(type="list", elements="str"))
+    argument_spec.update(gateways=dict(type="list", elements="str"), wait_timeout=dict(type="int", default=0))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = TunnelLister(module.params, JumphostSystem(module.run_command)).run()

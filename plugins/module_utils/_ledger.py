@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The provisioning ledger: one YAML record per gateway under ``<provisioning>/ledger/``.
+
+Each record holds what was learnt about the unit (identity, pinned host keys,
+TLS fingerprint), the jumphost allocation and every stage's status with a
+timestamp. One writer per file (a gateway's stages run in its own fork), every
+write is atomic (temp file, fsync, rename), and nothing secret goes in: a key
+that looks like a secret is refused before anything is written.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import copy
+import datetime
+import os
+import re
+import tempfile
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+
+SCHEMA_VERSION = 1
+# the order a person reads a record in; other keys follow
+KEY_ORDER = ("schema", "gateway", "identity", "mlinux_version", "host_keys", "tls_fingerprint", "jumphost", "tunnel",
+             "stages", "history")
+_SECRET_KEY = re.compile(r"pass|secret|token|private", re.IGNORECASE)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _refuse_secrets(value, where="record"):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SECRET_KEY.search(str(key)):
+                raise ValueError("the ledger takes no secrets, and %s.%s looks like one" % (where, key))
+            _refuse_secrets(item, "%s.%s" % (where, key))
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_secrets(item, where)
+
+
+class Ledger:
+    """Read and write the records under ``directory``."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, gateway):
+        if not _NAME.match(gateway or ""):
+            raise StageError("%r is not a gateway name the ledger can file" % gateway, "ledger")
+        return os.path.join(self.directory, "%s.yml" % gateway)
+
+    def read(self, gateway):
+        """The gateway's record; an empty one when the ledger has none yet."""
+        path = self.path(gateway)
+        try:
+            with open(path) as handle:
+                record = yaml.safe_load(handle)
+        except IOError:
+            if not os.path.exists(path):
+                return {"schema": SCHEMA_VERSION, "gateway": gateway, "stages": {}}
+            raise
+        except yaml.YAMLError as exc:
+            raise StageError("%s: the ledger file %s is not valid YAML (%s); fix or remove it"
+                             % (gateway, path, exc), "ledger", ledger=path)
+        if not isinstance(record, dict) or record.get("gateway") != gateway:
+            raise StageError("%s: %s is not this gateway's ledger record; fix or remove it" % (gateway, path),
+                             "ledger", ledger=path)
+        if record.get("schema") != SCHEMA_VERSION:
+            raise StageError("%s: %s has ledger schema %r, this collection reads %d; upgrade the collection"
+                             % (gateway, path, record.get("schema"), SCHEMA_VERSION), "ledger", ledger=path)
+        record.setdefault("stages", {})
+        return record
+
+    def write(self, gateway, record):
+        """Write ``record`` atomically; False (and no write) when the file already holds exactly it."""
+        _refuse_secrets(record)
+        path = self.path(gateway)
+        ordered = dict((key, record[key]) for key in KEY_ORDER if key in record)
+        ordered.update((key, value) for key, value in record.items() if key not in ordered)
+        text = yaml.safe_dump(ordered, default_flow_style=False, sort_keys=False)
+        try:
+            with open(path) as handle:
+                if handle.read() == text:
+                    return False
+        except IOError:
+            pass
+        if not os.path.isdir(self.directory):
+            os.makedirs(self.directory, 0o755)
+        handle, temp = tempfile.mkstemp(prefix=".%s." % gateway, suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, 0o644)
+            os.rename(temp, path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+        return True
+
+
+def record_stage(record, stage, status, **details):
+    """A copy of ``record`` with ``stage`` set; the timestamp moves only when status or details change."""
+    updated = copy.deepcopy(record)
+    entry = dict(status=status, **details)
+    previous = updated["stages"].get(stage) or {}
+    if {key: value for key, value in previous.items() if key != "at"} != entry:
+        entry["at"] = now()
+        updated["stages"][stage] = entry
+    return updated
