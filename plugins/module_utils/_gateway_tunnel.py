@@ -224,8 +224,8 @@ class TunnelInstaller:
         if migrate:
             others = [name for name in state["root_ssh_files"].split()
                       if name not in (".", "..", "authorized_keys")]
-            if self._act("move %s into %s (keeping %s) and link it" % (ROOT_SSH, KEYS_DIR, ", ".join(others) or
-                                                                        "its keys")):
+            kept = ", ".join(others) or "its keys"
+            if self._act("move %s into %s (keeping %s) and link it" % (ROOT_SSH, KEYS_DIR, kept)):
                 for name in others:
                     self._root("test -e {1}/{2} || cp -p {0}/{2} {1}/{2}".format(ROOT_SSH, KEYS_DIR, name))
                 self._root("rm -rf {0} && ln -s {1} {0}".format(ROOT_SSH, KEYS_DIR))

@@ -18,7 +18,7 @@ description:
     The connection is pinned to the host keys in the ledger and refused before any password is sent when the
     unit offers another; O(reflashed=true) accepts new keys of a re-flashed unit, but only when its MAC and
     serial match the record.
-  - A unit whose MAC or serial differs from the record is refused: it is another unit.
+  - A unit whose MAC or serial differs from the record is refused, as another unit.
   - Runs on the controller (use C(delegate_to) or a local connection).
 author:
   - lorawan.conduit developers (@lorawan-conduit)

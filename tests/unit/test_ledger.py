@@ -1,0 +1,66 @@
+"""The ledger: atomic, idempotent writes, no secrets, clear errors on a broken record."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.lorawan.conduit.plugins.module_utils import _ledger
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+
+
+def test_a_record_round_trips_and_a_second_identical_write_changes_nothing(tmp_path):
+    ledger = Ledger(str(tmp_path / "ledger"))
+    record = ledger.read("gw-1")
+    assert record == {"schema": 1, "gateway": "gw-1", "stages": {}}
+    record = record_stage(dict(record, identity={"mac": "00:08:00:4a:26:f1"}), "identify", "done")
+    assert ledger.write("gw-1", record) is True
+    mtime = os.stat(ledger.path("gw-1")).st_mtime_ns
+    assert ledger.write("gw-1", ledger.read("gw-1")) is False
+    assert os.stat(ledger.path("gw-1")).st_mtime_ns == mtime
+    with open(ledger.path("gw-1")) as handle:
+        assert list(yaml.safe_load(handle)) == ["schema", "gateway", "identity", "stages"]
+
+
+def test_the_timestamp_moves_only_when_the_stage_changes():
+    record = record_stage({"stages": {}}, "tunnel", "done", tunnel_port=20000)
+    assert record_stage(record, "tunnel", "done", tunnel_port=20000) == record
+    assert record_stage(record, "tunnel", "done", tunnel_port=20001)["stages"]["tunnel"]["tunnel_port"] == 20001
+
+
+def test_secrets_are_refused_before_anything_is_written(tmp_path):
+    ledger = Ledger(str(tmp_path))
+    with pytest.raises(ValueError) as caught:
+        ledger.write("gw-1", {"schema": 1, "gateway": "gw-1", "stages": {}, "aep": {"admin_password": "x"}})
+    assert "record.aep.admin_password" in str(caught.value)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_interrupted_write_leaves_the_previous_record_whole(tmp_path, monkeypatch):
+    ledger = Ledger(str(tmp_path))
+    first = {"schema": 1, "gateway": "gw-1", "stages": {"identify": {"status": "done"}}}
+    ledger.write("gw-1", first)
+
+    def power_cut(_fd):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(_ledger.os, "fsync", power_cut)
+    with pytest.raises(OSError):
+        ledger.write("gw-1", dict(first, identity={"mac": "00:08:00:00:00:01"}))
+    assert os.listdir(str(tmp_path)) == ["gw-1.yml"]
+    assert ledger.read("gw-1") == first
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("schema: 1\ngateway: gw-1\nstages: {\n", "is not valid YAML"),
+    ("schema: 1\ngateway: gw-2\nstages: {}\n", "is not this gateway's ledger record"),
+    ("schema: 7\ngateway: gw-1\nstages: {}\n", "has ledger schema 7"),
+])
+def test_a_broken_record_names_its_file(tmp_path, content, reason):
+    (tmp_path / "gw-1.yml").write_text(content)
+    with pytest.raises(StageError) as caught:
+        Ledger(str(tmp_path)).read("gw-1")
+    assert reason in caught.value.message and str(tmp_path / "gw-1.yml") in caught.value.message
