@@ -1,6 +1,6 @@
 """``make demo`` until the provisioning playbook exists (issue 9 replaces it):
 start a simulated fleet and the jumphost, show every one of them answering,
-then run the stages that exist (commission, flash, jumphost registration) twice with the
+then run the stages that exist (commission, flash, identify, register, tunnel) twice with the
 collection's roles: the second run must change nothing."""
 
 from __future__ import annotations
