@@ -14,6 +14,6 @@ python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
     --mlinux 2 --mlinux-mtcap 1 --jumphost --subnet "${SIM_SUBNET:-127.64.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" -e "work=$1" "$0" > "$1/run.log" 2>&1' \
     "${here}/playbook.yml" "${workdir}" \
-    || { grep -E 'FAILED|fatal|assert|msg' "${workdir}/run.log" | cut -c1-400 | tail -40; exit 1; }
+    || { grep -E 'ERROR|FAILED|fatal|assert|msg' "${workdir}/run.log" | cut -c1-400 | tail -40; exit 1; }
 python "${here}/../../no_secrets.py" "${workdir}/sim/manifest.yml" "${workdir}/run.log"
 grep -E '^mlinux-0[12] +:' "${workdir}/run.log"

@@ -1,0 +1,459 @@
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The organisation's ttn-multitech-cm inventory: ``host_vars/<gateway>.yml`` and ``hosts``.
+
+The files belong to the operator. A host_vars file is edited line by line:
+only the keys the pipeline owns are replaced (a trailing comment on such a
+line is kept), missing ones are appended, and every other line stays byte
+for byte; the result is parsed again and compared with the original before
+anything is written. The ``hosts`` file gets one line in one group, under a
+lock, only when the gateway stands in no group yet. Writes are atomic.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import tempfile
+import time
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+
+STAGE = "inventory"
+# The Things Stack gateway ID rule; ttn-multitech-cm uses `hostname` as the gateway ID.
+GATEWAY_ID = re.compile(r"[a-z0-9](?:-?[a-z0-9]){2,}\Z")
+# What ttn-multitech-cm needs org-wide and has no default for (reference: ttn-multitech-cm.md §0.4).
+ORG_VARS = ("ansible_user", "ttn_user", "authorized_keys", "ssh_tunnel_remote_host", "ssh_tunnel_ssh_port",
+            "ssh_tunnel_gateway_user_on_jumphost", "forwarder_variant", "forwarder_version", "timezone", "region",
+            "router_v3", "gateway_owner", "gateway_collaborators", "contact_email", "ntp_servers")
+# the order of a new file: who it is, where it stands, how Ansible reaches it, what the pipeline read
+KEY_ORDER = ("hostname", "description", "latitude", "longitude", "altitude", "eth0_type", "ansible_host",
+             "ansible_port", "ssh_tunnel_remote_port", "ssh_tunnel_keepalive_base_port", "ssh_tunnel_local_port",
+             "ssh_tunnel_gateway_user_on_jumphost", "mlinux_version")
+NEW_FILE_NOTE = ("# Written by lorawan.conduit.ttn_inventory. Edit freely: on later runs it updates only the keys it\n"
+                 "# owns (hostname, ansible_*, ssh_tunnel_*, mlinux_version, lorawan_conduit_*), never the others.\n"
+                 "# Set the position before make apply: latitude/longitude in degrees, altitude a whole number\n"
+                 "# of metres (-1: unknown).")
+_TOP_KEY = re.compile(r"([A-Za-z_][\w.-]*)\s*:(?:\s|$)")
+_SECTION = re.compile(r"\[([^\]\s]+)\]\s*(?:[#;].*)?\Z")
+
+
+def _render(key, value):
+    """``key: value`` as one YAML line, quoted where YAML needs it (quotes, '#', ':', non-ASCII all survive)."""
+    text = yaml.safe_dump({key: value}, default_flow_style=True, allow_unicode=True, width=1 << 30)
+    return text.strip()[1:-1] if text.strip().startswith("{") else text.strip()
+
+
+def _yaml_error(path, exc):
+    mark = getattr(exc, "problem_mark", None)
+    where = "%s line %d" % (path, mark.line + 1) if mark is not None else path
+    reason = getattr(exc, "problem", None) or str(exc)
+    return "%s: %s" % (where, reason)
+
+
+def load_mapping(path, text):
+    """The YAML mapping in ``text``; a StageError naming the file, the line and the reason otherwise."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StageError("%s; fix the file (nothing was written)" % _yaml_error(path, exc), STAGE, file=path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StageError("%s: holds a %s, not a mapping of variables; fix the file (nothing was written)"
+                         % (path, type(data).__name__), STAGE, file=path)
+    return data
+
+
+class HostVarsEditor:
+    """Update the owned keys of one host_vars file, leaving every other line as it is."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.text = text or ""
+        self.data = load_mapping(path, self.text)
+        self.lines = self.text.splitlines()
+
+    def _blocks(self):
+        """``{key: (first, end)}``: the lines of each top-level key (trailing comments and blanks excluded)."""
+        starts = []
+        for number, line in enumerate(self.lines):
+            match = _TOP_KEY.match(line)
+            if match:
+                starts.append((match.group(1), number))
+        blocks = {}
+        for index, (key, first) in enumerate(starts):
+            end = starts[index + 1][1] if index + 1 < len(starts) else len(self.lines)
+            while end - 1 > first and (not self.lines[end - 1].strip() or self.lines[end - 1].startswith("#")
+                                       or self.lines[end - 1].strip() in ("---", "...")):
+                end -= 1
+            blocks[key] = (first, end)
+        return blocks
+
+    def _comment_of(self, key, line):
+        """The trailing comment of a one-line ``key: value``, found where the part before it still parses the same."""
+        for match in re.finditer(r"\s+#", line):
+            try:
+                if yaml.safe_load(line[:match.start()]) == {key: self.data[key]}:
+                    return line[match.start():]
+            except yaml.YAMLError:
+                continue
+        return ""
+
+    def apply(self, owned, seeded):
+        """New text with ``owned`` set, and ``seeded`` too when the file is new; returns (text, changed keys)."""
+        blocks = self._blocks()
+        replace = {}
+        append = []
+        changed = []
+        # placeholders only go into a new file: an operator's file gets nothing it did not ask for
+        wanted = list(owned.items()) + ([] if self.text.strip() else list(seeded.items()))
+        wanted.sort(key=lambda item: KEY_ORDER.index(item[0]) if item[0] in KEY_ORDER else len(KEY_ORDER))
+        for key, value in wanted:
+            if key in self.data and self.data[key] == value and type(self.data[key]) is type(value):
+                continue
+            changed.append(key)
+            if key in self.data and key in blocks:
+                first, end = blocks[key]
+                comment = self._comment_of(key, self.lines[first]) if end - first == 1 else ""
+                replace[first] = (end, _render(key, value) + comment)
+            elif key in self.data:
+                raise StageError("%s: cannot find the line of %s to update it (is it set in a nested document?)"
+                                 % (self.path, key), STAGE, file=self.path)
+            else:
+                append.append(_render(key, value))
+        out = []
+        number = 0
+        while number < len(self.lines):
+            if number in replace:
+                end, line = replace[number]
+                out.append(line)
+                number = end
+                continue
+            out.append(self.lines[number])
+            number += 1
+        if out and out[-1].strip() == "...":
+            tail = [out.pop()]
+        else:
+            tail = []
+        if append and not self.lines:
+            out = ["---", NEW_FILE_NOTE]
+        out += append + tail
+        text = "\n".join(out) + "\n" if out else ""
+        self._verify(text, owned, seeded)
+        return text, changed
+
+    def _verify(self, text, owned, seeded):
+        after = load_mapping(self.path, text)
+        expected = dict(self.data)
+        expected.update(owned)
+        if not self.text.strip():
+            expected.update(seeded)
+        if after != expected:
+            lost = sorted(key for key in set(expected) | set(after) if expected.get(key) != after.get(key))
+            raise StageError("%s: an edit would have changed %s beyond what the pipeline owns; nothing was written "
+                             "(please report this with the file)" % (self.path, ", ".join(lost)), STAGE,
+                             path=self.path)
+
+
+class HostsFile:
+    """An INI ``hosts`` file: which groups list a host, and adding one host line to a group."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.lines = (text or "").splitlines()
+        self.sections = []  # [name, kind, header line or None, [host line numbers]]
+        current = ["ungrouped", "hosts", None, []]
+        self.sections.append(current)
+        for number, raw in enumerate(self.lines):
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("["):
+                match = _SECTION.match(line)
+                if not match:
+                    self.fail(number, "a group header must look like [name], [name:children] or [name:vars]")
+                name, _sep, kind = match.group(1).partition(":")
+                if kind not in ("", "children", "vars"):
+                    self.fail(number, "unknown section kind :%s (use :children or :vars)" % kind)
+                current = [name, kind or "hosts", number, []]
+                self.sections.append(current)
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError as exc:
+                self.fail(number, "cannot split the line (%s)" % exc)
+            if current[1] == "vars":
+                if "=" not in line:
+                    self.fail(number, "a line under [%s:vars] must be key=value" % current[0])
+            elif current[1] == "children":
+                if len(words) != 1:
+                    self.fail(number, "a line under [%s:children] must be one group name" % current[0])
+            else:
+                for word in words[1:]:
+                    if "=" not in word:
+                        self.fail(number, "after the host name only key=value variables may follow, not %r" % word)
+            current[3].append(number)
+
+    def fail(self, number, reason):
+        raise StageError("%s line %d: %s; fix the file (nothing was written)" % (self.path, number + 1, reason),
+                         STAGE, file=self.path, line=number + 1)
+
+    def groups_of(self, host):
+        found = []
+        for name, kind, _header, numbers in self.sections:
+            if kind == "hosts" and any(shlex.split(self.lines[number], comments=True)[0] == host
+                                       for number in numbers):
+                found.append(name)
+        return found
+
+    def _section(self, name, kind):
+        for section in self.sections:
+            if section[0] == name and section[1] == kind:
+                return section
+        return None
+
+    def with_host(self, host, group, parent="conduits"):
+        """The text with ``host`` added to ``group``; a missing group is made, as a child of ``parent``."""
+        lines = list(self.lines)
+        section = self._section(group, "hosts")
+        if section is not None:
+            after = section[3][-1] if section[3] else section[2]
+            lines.insert(after + 1, host)
+            return "\n".join(lines) + "\n"
+        children = self._section(parent, "children")
+        if group != parent and children is not None and \
+                not any(self.lines[number].split()[0] == group for number in children[3]):
+            lines.insert((children[3][-1] if children[3] else children[2]) + 1, group)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        block = ["[%s]" % group, host]
+        if group != parent and children is None:
+            block += ["", "[%s:children]" % parent, group]
+        lines += ([""] if lines else []) + block
+        return "\n".join(lines) + "\n"
+
+
+def write_atomic(path, text, backup=None):
+    """Temp file beside ``path``, same mode, fsync, rename; ``backup(path)`` first when given and it exists."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    mode = 0o644
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o7777
+        if backup is not None:
+            backup(path)
+    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+class _Lock:
+    """An exclusive lock for one file, kept outside the operator's repository."""
+
+    def __init__(self, path, timeout=120):
+        digest = hashlib.sha1(os.path.realpath(path).encode("utf-8")).hexdigest()[:16]
+        self.lock_path = os.path.join(tempfile.gettempdir(), "lorawan-conduit-%s.lock" % digest)
+        self.timeout = timeout
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.lock_path, "a")
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
+                    raise
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except IOError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+class InventoryWriter:
+    """``ttn_inventory``: one gateway's host_vars file and its line in ``hosts``."""
+
+    def __init__(self, params, check_mode=False, backup=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.backup = backup if params.get("backup") else None
+        self.gateway = params["name"]
+        self.inventory = params["inventory_dir"]
+        self.warnings = []
+        self.actions = []
+        self.diffs = []
+
+    def fail(self, message, **context):
+        raise StageError("%s: %s" % (self.gateway, message), STAGE, gateway=self.gateway, **context)
+
+    def _check_values(self, hostname):
+        if not (3 <= len(hostname) <= 36 and GATEWAY_ID.match(hostname)):
+            self.fail("hostname %r cannot be a gateway ID on The Things Stack (3-36 characters: lower-case letters, "
+                      "digits, single dashes, no dash at either end); ttn-multitech-cm registers it under that ID"
+                      % hostname)
+        altitude = self.params.get("altitude")
+        if altitude is not None:
+            try:
+                self.params["altitude"] = int(str(altitude).strip())
+            except ValueError:
+                self.fail("altitude %r must be a whole number of metres (ttn-multitech-cm's register step parses an "
+                          "int; -1 means unknown)" % (altitude,))
+        for name in ("tunnel_port", "keepalive_port"):
+            value = self.params.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65535:
+                self.fail("%s must be a port number; without it make apply deletes the gateway's tunnel" % name)
+        installed, wanted = self.params.get("installed_mlinux_version"), self.params.get("mlinux_version")
+        if installed and wanted and installed != wanted:
+            self.fail("mlinux_version %s differs from the installed %s: make apply would flash the gateway again; "
+                      "leave mlinux_version unset to write the installed one" % (wanted, installed))
+
+    def _group_vars(self, groups):
+        """The org-wide variables visible to the gateway, by name, with the file that sets each."""
+        found = {}
+        for group in ["all", "conduits"] + list(groups):
+            for candidate in ("%s.yml" % group, "%s.yaml" % group, group):
+                path = os.path.join(self.inventory, "group_vars", candidate)
+                paths = []
+                if os.path.isdir(path):
+                    paths = [os.path.join(path, name) for name in sorted(os.listdir(path))
+                             if name.endswith((".yml", ".yaml"))]
+                elif os.path.isfile(path):
+                    paths = [path]
+                for each in paths:
+                    for key in load_mapping(each, _read(each)):
+                        found.setdefault(key, each)
+        return found
+
+    def run(self):
+        hostname = self.params.get("hostname") or self.gateway
+        self._check_values(hostname)
+        hosts_path = os.path.join(self.inventory, "hosts")
+        vars_path = os.path.join(self.inventory, "host_vars", "%s.yml" % self.gateway)
+        if not os.path.isdir(self.inventory):
+            self.fail("the inventory folder %s does not exist (copy inventory_template/org and point inventory_dir "
+                      "at its inventory/ folder)" % self.inventory)
+        catalog = os.path.join(os.path.dirname(os.path.abspath(self.inventory)), "catalog")
+        if not os.path.isdir(catalog):
+            self.warnings.append("%s does not exist: ttn-multitech-cm's make fails until it does (mkdir it)" % catalog)
+        editor = HostVarsEditor(vars_path, _read(vars_path))
+        group = self.params["group"]
+        hosts_text = _read(hosts_path)
+        listed = HostsFile(hosts_path, hosts_text).groups_of(self.gateway)
+        org = self._group_vars(listed or [group])
+        owned, seeded = self._keys(hostname)
+        if "ssh_tunnel_gateway_user_on_jumphost" not in owned and \
+                "ssh_tunnel_gateway_user_on_jumphost" not in org and \
+                "ssh_tunnel_gateway_user_on_jumphost" not in editor.data:
+            self.fail("ssh_tunnel_gateway_user_on_jumphost is set neither for the group nor for the host, and make "
+                      "apply would then delete the gateway's tunnel; set it in %s (for example \"{{ hostname }}\") or "
+                      "pass jumphost_user" % os.path.join(self.inventory, "group_vars", "conduits.yml"))
+        missing = [name for name in ORG_VARS if name not in org and name not in owned and name not in editor.data]
+        if missing:
+            self.warnings.append("org-wide variables that ttn-multitech-cm needs are missing: %s; they belong in %s"
+                                 % (", ".join(missing), os.path.join(self.inventory, "group_vars", "conduits.yml")))
+        self._port_clash(vars_path, owned["ssh_tunnel_remote_port"])
+        text, changed_keys = editor.apply(owned, seeded)
+        if changed_keys:
+            self.actions.append("%s %s: %s" % ("write" if editor.text else "create", vars_path,
+                                               ", ".join(changed_keys)))
+            self.diffs.append({"before_header": vars_path, "after_header": vars_path, "before": editor.text,
+                               "after": text})
+            if not self.check_mode:
+                write_atomic(vars_path, text, self.backup)
+        self._hosts(hosts_path, group)
+        return {"changed": bool(self.actions), "gateway": self.gateway, "actions": self.actions,
+                "host_vars": vars_path,
+                "hosts": hosts_path, "groups": listed or [group], "changed_keys": changed_keys,
+                "missing_org_vars": missing, "warnings": self.warnings, "diff": self.diffs}
+
+    def _port_clash(self, own_path, port):
+        """Another gateway of the inventory on the same tunnel port would share Ansible's connection to it."""
+        folder = os.path.dirname(own_path)
+        if not os.path.isdir(folder):
+            return
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if path == own_path or not name.endswith((".yml", ".yaml")):
+                continue
+            if load_mapping(path, _read(path)).get("ssh_tunnel_remote_port") == port:
+                self.fail("tunnel port %d is already %s's (%s): two gateways on one port reach each other's "
+                          "connections; register the gateway again on the jumphost or fix that file"
+                          % (port, name.rsplit(".", 1)[0], path))
+
+    def _hosts(self, hosts_path, group):
+        with _Lock(hosts_path):
+            text = _read(hosts_path)
+            hosts = HostsFile(hosts_path, text)
+            if hosts.groups_of(self.gateway):
+                return
+            after = hosts.with_host(self.gateway, group)
+            HostsFile(hosts_path, after)  # what we write must parse
+            self.actions.append("add %s to [%s] in %s" % (self.gateway, group, hosts_path))
+            self.diffs.append({"before_header": hosts_path, "after_header": hosts_path, "before": text or "",
+                               "after": after})
+            if not self.check_mode:
+                write_atomic(hosts_path, after, self.backup)
+
+    def _keys(self, hostname):
+        params = self.params
+        port = params["tunnel_port"]
+        owned = {
+            "hostname": hostname,
+            "ansible_host": "localhost",
+            "ansible_port": port,
+            "ssh_tunnel_remote_port": port,
+            "ssh_tunnel_keepalive_base_port": params["keepalive_port"],
+            "ssh_tunnel_local_port": params["local_port"],
+        }
+        if params.get("jumphost_user"):
+            owned["ssh_tunnel_gateway_user_on_jumphost"] = params["jumphost_user"]
+        version = params.get("mlinux_version") or params.get("installed_mlinux_version")
+        if version:
+            owned["mlinux_version"] = str(version)
+        for key, value in sorted((params.get("identity") or {}).items()):
+            if value is not None:
+                owned["lorawan_conduit_%s" % key] = value
+        seeded = {
+            "description": params.get("description") or hostname,
+            "latitude": params["latitude"] if params.get("latitude") is not None else 0.0,
+            "longitude": params["longitude"] if params.get("longitude") is not None else 0.0,
+            "altitude": params["altitude"] if params.get("altitude") is not None else -1,
+            "eth0_type": params["eth0_type"],
+        }
+        return owned, seeded

@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+DOCUMENTATION = r"""
+module: ttn_inventory
+short_description: Write a gateway into the organisation's ttn-multitech-cm inventory
+version_added: 0.1.0
+description:
+  - Writes C(<inventory_dir>/host_vars/<name>.yml) with what ttn-multitech-cm needs for the gateway, and adds the
+    gateway to O(group) in C(<inventory_dir>/hosts) when no group lists it yet.
+  - The pipeline owns C(hostname), C(ansible_host) (V(localhost), the jumphost's loopback), C(ansible_port),
+    C(ssh_tunnel_remote_port), C(ssh_tunnel_keepalive_base_port), C(ssh_tunnel_local_port),
+    C(ssh_tunnel_gateway_user_on_jumphost) (when O(jumphost_user) is given), C(mlinux_version) and the
+    C(lorawan_conduit_*) identity keys; only those are updated in an existing file, line by line, so every other
+    key, value and comment stays as the operator wrote it. A new file also gets C(description), position
+    placeholders and C(eth0_type).
+  - The C(hosts) file keeps its comments, order and other groups; a missing group is created as a child of
+    C(conduits). Parallel runs for many gateways are serialised by a lock.
+  - Refuses, and writes nothing, when the entry would break C(make apply) - a C(hostname) that is no valid gateway
+    ID, a non-integer altitude, an C(mlinux_version) other than the installed one (C(make apply) would flash again),
+    no C(ssh_tunnel_gateway_user_on_jumphost) in reach (C(make apply) would delete the tunnel), a tunnel port
+    another gateway of the inventory uses - or when C(hosts) or a variables file does not parse (file, line,
+    reason).
+  - Warns about org-wide variables ttn-multitech-cm needs and the inventory lacks, naming the file where they belong.
+  - Runs on the controller.
+author:
+  - lorawan.conduit developers (@lorawan-conduit)
+extends_documentation_fragment:
+  - lorawan.conduit.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads and checks everything, returns the planned changes and the diff, writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the changes of the host_vars file and of C(hosts).
+  idempotent:
+    support: full
+options:
+  name:
+    description: The gateway's inventory host name (and the host_vars file name).
+    type: str
+    required: true
+  inventory_dir:
+    description: The organisation's inventory folder (C(<org>/inventory), holding C(hosts), C(group_vars), C(host_vars)).
+    type: path
+    required: true
+  group:
+    description: The group a new gateway goes into (ttn-multitech-cm's convention - V(test) first, then V(production)).
+    type: str
+    default: test
+  hostname:
+    description: The gateway ID on The Things Stack, 3-36 characters (default O(name)).
+    type: str
+  description:
+    description: The gateway's name on The Things Stack, for a new file (default the hostname). Any text.
+    type: str
+  latitude:
+    description: Latitude in degrees, for a new file (placeholder 0.0).
+    type: float
+  longitude:
+    description: Longitude in degrees, for a new file (placeholder 0.0).
+    type: float
+  altitude:
+    description: Altitude in whole metres, for a new file (placeholder -1, unknown).
+    type: raw
+  eth0_type:
+    description: How eth0 is configured, for a new file.
+    type: str
+    choices: [dhcp, static, manual]
+    default: dhcp
+  tunnel_port:
+    description: The tunnel port on the jumphost (M(lorawan.conduit.jumphost_register)'s RV(lorawan.conduit.jumphost_register#module:port)).
+    type: int
+    required: true
+  keepalive_port:
+    description: The keepalive base port.
+    type: int
+    required: true
+  local_port:
+    description: The gateway's port the tunnel leads to.
+    type: int
+    default: 22
+  jumphost_user:
+    description: The gateway's account on the jumphost; written for the host so the tunnel never depends on group_vars.
+    type: str
+  installed_mlinux_version:
+    description: The mLinux version the unit runs (M(lorawan.conduit.gateway_facts)); written as C(mlinux_version).
+    type: str
+  mlinux_version:
+    description: An explicit C(mlinux_version); refused when it differs from O(installed_mlinux_version).
+    type: str
+  identity:
+    description: What the pipeline read from the unit (mac, serial, lora_eui, product_id, ...), written as C(lorawan_conduit_<key>).
+    type: dict
+  backup:
+    description: Keep the previous version of a file it changes, beside it.
+    type: bool
+    default: false
+seealso:
+  - module: lorawan.conduit.gateway_facts
+  - module: lorawan.conduit.jumphost_register
+"""
+
+EXAMPLES = r"""
+- name: Put the gateway into the organisation's inventory
+  lorawan.conduit.ttn_inventory:
+    name: "{{ inventory_hostname }}"
+    inventory_dir: /srv/org-ttn-nyc/inventory
+    description: "Water tower #3, north side"
+    tunnel_port: "{{ jumphost_register_result.port }}"
+    keepalive_port: "{{ jumphost_register_result.keepalive_port }}"
+    jumphost_user: "{{ jumphost_register_result.user }}"
+    installed_mlinux_version: "{{ gateway_facts_result.mlinux_version }}"
+    identity: "{{ gateway_facts_result.identity }}"
+    backup: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+gateway:
+  description: The gateway's name in the inventory.
+  returned: success
+  type: str
+actions:
+  description: What was written, or in check mode what would be.
+  returned: always
+  type: list
+  elements: str
+host_vars:
+  description: The host_vars file.
+  returned: success
+  type: str
+hosts:
+  description: The hosts file.
+  returned: success
+  type: str
+groups:
+  description: The groups that list the gateway (after the run).
+  returned: success
+  type: list
+  elements: str
+changed_keys:
+  description: The host_vars keys written in this run.
+  returned: success
+  type: list
+  elements: str
+missing_org_vars:
+  description: Org-wide variables ttn-multitech-cm needs that the inventory does not set.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            inventory_dir=dict(type="path", required=True),
+            group=dict(type="str", default="test"),
+            hostname=dict(type="str"),
+            description=dict(type="str"),
+            latitude=dict(type="float"),
+            longitude=dict(type="float"),
+            altitude=dict(type="raw"),
+            eth0_type=dict(type="str", choices=["dhcp", "static", "manual"], default="dhcp"),
+            tunnel_port=dict(type="int", required=True),
+            keepalive_port=dict(type="int", required=True, no_log=False),
+            local_port=dict(type="int", default=22),
+            jumphost_user=dict(type="str"),
+            installed_mlinux_version=dict(type="str"),
+            mlinux_version=dict(type="str"),
+            identity=dict(type="dict"),
+            backup=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = InventoryWriter(module.params, check_mode=module.check_mode, backup=module.backup_local).run()
+    except StageError as exc:
+        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    diffs = result.pop("diff")
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
