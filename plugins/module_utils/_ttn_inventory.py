@@ -40,7 +40,7 @@ ORG_VARS = ("ansible_user", "ttn_user", "authorized_keys", "ssh_tunnel_remote_ho
             "router_v3", "gateway_owner", "gateway_collaborators", "contact_email", "ntp_servers")
 # the order of a new file: who it is, where it stands, how Ansible reaches it, what the pipeline read
 KEY_ORDER = ("hostname", "description", "latitude", "longitude", "altitude", "eth0_type", "ansible_host",
-             "ansible_port", "ssh_tunnel_remote_port", "ssh_tunnel_keepalive_base_port", "ssh_tunnel_local_port",
+             "ansible_port", "ansible_user", "ssh_tunnel_remote_port", "ssh_tunnel_keepalive_base_port", "ssh_tunnel_local_port",
              "ssh_tunnel_gateway_user_on_jumphost", "mlinux_version")
 NEW_FILE_NOTE = ("# Written by lorawan.conduit.ttn_inventory. Edit freely: on later runs it updates only the keys it\n"
                  "# owns (hostname, ansible_*, ssh_tunnel_*, mlinux_version, lorawan_conduit_*), never the others.\n"
@@ -437,6 +437,7 @@ class InventoryWriter:
             "hostname": hostname,
             "ansible_host": "localhost",
             "ansible_port": port,
+            "ansible_user": params["ansible_user"],
             "ssh_tunnel_remote_port": port,
             "ssh_tunnel_keepalive_base_port": params["keepalive_port"],
             "ssh_tunnel_local_port": params["local_port"],

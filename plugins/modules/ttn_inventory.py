@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Writes C(<inventory_dir>/host_vars/<name>.yml) with what ttn-multitech-cm needs for the gateway, and adds the
     gateway to O(group) in C(<inventory_dir>/hosts) when no group lists it yet.
-  - The pipeline owns C(hostname), C(ansible_host) (V(localhost), the jumphost's loopback), C(ansible_port),
+  - The pipeline owns C(hostname), C(ansible_host) (V(localhost), the jumphost's loopback), C(ansible_port), C(ansible_user),
     C(ssh_tunnel_remote_port), C(ssh_tunnel_keepalive_base_port), C(ssh_tunnel_local_port),
     C(ssh_tunnel_gateway_user_on_jumphost) (when O(jumphost_user) is given), C(mlinux_version) and the
     C(lorawan_conduit_*) identity keys; only those are updated in an existing file, line by line, so every other
@@ -87,6 +87,10 @@ options:
     description: The gateway's port the tunnel leads to.
     type: int
     default: 22
+  ansible_user:
+    description: The user ttn-multitech-cm logs in as (C(ansible_user)).
+    type: str
+    default: root
   jumphost_user:
     description: The gateway's account on the jumphost; written for the host so the tunnel never depends on group_vars.
     type: str
@@ -178,6 +182,7 @@ def main():
             tunnel_port=dict(type="int", required=True),
             keepalive_port=dict(type="int", required=True, no_log=False),
             local_port=dict(type="int", default=22),
+            ansible_user=dict(type="str", default="root"),
             jumphost_user=dict(type="str"),
             installed_mlinux_version=dict(type="str"),
             mlinux_version=dict(type="str"),

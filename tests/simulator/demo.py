@@ -1,6 +1,6 @@
 """``make demo`` until the provisioning playbook exists (issue 9 replaces it):
 start a simulated fleet and the jumphost, show every one of them answering,
-then run the stages that exist (commission, flash, identify, register, tunnel) twice with the
+then run the stages that exist (commission, flash, identify, register, tunnel, inventory) twice with the
 collection's roles: the second run must change nothing."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.utils.sim import collections_root, running_simulator, write_inventory
 
 
 def _run_stages(sim, workdir: str) -> bool:
-    """Commission and flash the AEP units with the collection's roles, twice: the second run changes nothing."""
+    """The stages on the AEP units with the collection's roles, twice: the second run changes nothing."""
     images = os.path.join(workdir, "images")
     os.makedirs(images, exist_ok=True)
     for model in ("mtcdt", "mtcap"):
@@ -31,19 +31,30 @@ def _run_stages(sim, workdir: str) -> bool:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
     playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-stages.yml")
     outcomes = []
-    for label in ("first run: commission and flash", "second run: nothing left to do"):
+    for label in ("first run: from the box to the organisation's inventory", "second run: nothing left to do"):
         print(f"\n=== ansible-playbook lorawan.conduit stages, {label} ===", flush=True)
         done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
                                "-e", f"demo_images={images}", playbook], env=env, check=False,
                               capture_output=True, text=True)
         recap = [line for line in done.stdout.splitlines() if line.startswith("aep-")]
-        shown = [line.strip() for line in done.stdout.splitlines() if '"msg": "aep-' in line]
+        shown = [line.strip() for line in done.stdout.splitlines() if '"msg": "aep-' in line
+                 or line.strip().startswith('"make TTN_ORG=')]
         for line in shown + recap:
             print("  " + line.replace('"msg": ', ""))
         if done.returncode != 0:
             print(done.stdout[-3000:])
         outcomes.append((done.returncode, recap))
     first, second = outcomes
+    organisation = os.path.join(sim.workdir, "org", "inventory")
+    if os.path.exists(os.path.join(organisation, "hosts")):
+        print(f"\n=== the organisation's ttn-multitech-cm inventory: {organisation}/hosts ===")
+        with open(os.path.join(organisation, "hosts")) as handle:
+            print(handle.read().rstrip())
+        example = os.path.join(organisation, "host_vars", "aep-01.yml")
+        if os.path.exists(example):
+            print(f"\n=== {example} ===")
+            with open(example) as handle:
+                print(handle.read().rstrip())
     return first[0] == 0 and second[0] == 0 and all("changed=0" in line for line in second[1])
 
 

@@ -83,3 +83,22 @@ def test_a_broken_hosts_file_is_named_with_its_line(line, reason):
     with pytest.raises(StageError) as caught:
         HostsFile("/org/inventory/hosts", HOSTS + "[more]\n" + line + "\n")
     assert caught.value.message.startswith("/org/inventory/hosts line 12: ") and reason in caught.value.message
+
+
+def test_missing_org_wide_variables_are_named_with_their_file(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = tmp_path / "org" / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "group_vars" / "conduits.yml").write_text("ansible_user: root\nregion: US\n")
+    (inventory / "hosts").write_text("[test]\n")
+    params = {"name": "gw-one", "inventory_dir": str(inventory), "group": "test", "hostname": None,
+              "description": None, "latitude": None, "longitude": None, "altitude": None, "eth0_type": "dhcp",
+              "tunnel_port": 20001, "keepalive_port": 40002, "local_port": 22, "ansible_user": "root",
+              "jumphost_user": "gw-one", "installed_mlinux_version": "5.3.31", "mlinux_version": None,
+              "identity": None, "backup": False}
+    result = InventoryWriter(params).run()
+    assert "ttn_user" in result["missing_org_vars"] and "region" not in result["missing_org_vars"]
+    assert "ssh_tunnel_gateway_user_on_jumphost" not in result["missing_org_vars"]  # written for the host
+    assert any(str(inventory / "group_vars" / "conduits.yml") in warning and "ttn_user" in warning
+               for warning in result["warnings"])
+    assert any("catalog does not exist" in warning for warning in result["warnings"])
