@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
 
 try:
     import yaml
@@ -397,10 +398,25 @@ class InventoryWriter:
             if not self.check_mode:
                 write_atomic(vars_path, text, self.backup)
         self._hosts(hosts_path, group)
+        self._record(vars_path)
         return {"changed": bool(self.actions), "gateway": self.gateway, "actions": self.actions,
                 "host_vars": vars_path,
                 "hosts": hosts_path, "groups": listed or [group], "changed_keys": changed_keys,
                 "missing_org_vars": missing, "warnings": self.warnings, "diff": self.diffs}
+
+    def _record(self, vars_path):
+        """The last stage: the ledger marks the gateway provisioned (the conduits inventory reads it)."""
+        if not self.params.get("ledger_dir"):
+            return
+        ledger = Ledger(self.params["ledger_dir"])
+        record = ledger.read(self.gateway)
+        updated = record_stage(record, STAGE, "done", host_vars=vars_path)
+        if updated != record and self._act("record the %s stage in %s" % (STAGE, ledger.path(self.gateway))):
+            ledger.write(self.gateway, updated)
+
+    def _act(self, text):
+        self.actions.append(text)
+        return not self.check_mode
 
     def _port_clash(self, own_path, port):
         """Another gateway of the inventory on the same tunnel port would share Ansible's connection to it."""

@@ -103,6 +103,9 @@ options:
   identity:
     description: What the pipeline read from the unit (mac, serial, lora_eui, product_id, ...), written as C(lorawan_conduit_<key>).
     type: dict
+  ledger_dir:
+    description: The provisioning ledger; the gateway's record gets the C(inventory) stage, its last.
+    type: path
   backup:
     description: Keep the previous version of a file it changes, beside it.
     type: bool
@@ -187,6 +190,7 @@ def main():
             installed_mlinux_version=dict(type="str"),
             mlinux_version=dict(type="str"),
             identity=dict(type="dict"),
+            ledger_dir=dict(type="path"),
             backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

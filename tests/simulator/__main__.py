@@ -30,6 +30,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--manifest", required=True, help="YAML file written once every device answers")
     serve.add_argument("--state-dir", help="where device filesystems live (default: a new temporary folder)")
     serve.add_argument("--subnet", default="127.77.0.0/16", help="loopback network for the devices")
+    serve.add_argument("--first-address", type=int, default=10,
+                       help="the first device's offset in the subnet (1 puts a bench unit at 192.168.2.1)")
     serve.add_argument("--dhcp-subnet", help="loopback network the units move to after the flash")
     serve.add_argument("--seed", help="seed for MACs, serials and EUIs (default: the subnet)")
     serve.add_argument("--ports", choices=("standard", "ephemeral"),
@@ -81,7 +83,8 @@ def options_from_args(args: argparse.Namespace) -> FleetOptions:
         overrides.setdefault(name, {}).update(values)
     return FleetOptions(
         aep=args.aep, aep_mtcap=args.aep_mtcap, mlinux=args.mlinux, mlinux_mtcap=args.mlinux_mtcap,
-        jumphost=args.jumphost, subnet=args.subnet, dhcp_subnet=args.dhcp_subnet, state_dir=args.state_dir,
+        jumphost=args.jumphost, subnet=args.subnet, first_address=args.first_address,
+        dhcp_subnet=args.dhcp_subnet, state_dir=args.state_dir,
         seed=args.seed, standard_ports=None if args.ports is None else args.ports == "standard",
         defaults={"reboot_time": args.reboot_time, "flash_time": args.flash_time, "boot_time": args.boot_time,
                   "volatile_mib": args.volatile_mib},

@@ -25,7 +25,7 @@ from . import keys
 from .catalogue import make_identity
 from .device import Device, Knobs, product_for
 from .jumphost import Jumphost, free_port
-from .services import DeviceServices, open_listener
+from .services import DeviceServices, in_private_network_namespace, open_listener
 
 FLEET_KEY = web.AppKey("fleet", object)
 
@@ -51,6 +51,7 @@ class FleetOptions:
     mlinux_mtcap: int = 0
     jumphost: bool = False
     subnet: str = "127.77.0.0/16"
+    first_address: int = 10
     dhcp_subnet: str | None = None
     state_dir: str | None = None
     seed: str | None = None
@@ -90,8 +91,9 @@ class Fleet:
         self.state_dir = options.state_dir or tempfile.mkdtemp(prefix="conduit-sim-")
         os.makedirs(self.state_dir, exist_ok=True)
         self.network = ipaddress.ip_network(options.subnet)
-        if not self.network.is_loopback:
-            raise ValueError(f"--subnet {options.subnet} is not inside 127.0.0.0/8")
+        if not self.network.is_loopback and not in_private_network_namespace():
+            raise ValueError(f"--subnet {options.subnet} is not inside 127.0.0.0/8 (other addresses only inside a "
+                             "network namespace made for the purpose, as the bench test does)")
         self.dhcp_network = ipaddress.ip_network(options.dhcp_subnet) if options.dhcp_subnet else None
         if self.dhcp_network is not None and not self.dhcp_network.is_loopback:
             raise ValueError(f"--dhcp-subnet {options.dhcp_subnet} is not inside 127.0.0.0/8")
@@ -125,7 +127,7 @@ class Fleet:
         return specs
 
     def address(self, index: int) -> str:
-        return str(self.network.network_address + 10 + index)
+        return str(self.network.network_address + self.options.first_address + index)
 
     async def start(self) -> None:
         self.started = time.monotonic()

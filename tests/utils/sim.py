@@ -141,8 +141,10 @@ class Simulator:
 
 
 def start_simulator(args: list[str], workdir: str | None = None, timeout: float = 60,
-                    python: str = sys.executable, detach: bool = False) -> Simulator:
+                    python: str = sys.executable, detach: bool = False, namespace: str | None = None) -> Simulator:
     """Start ``serve`` with ``args`` (without --manifest); return once it says it is ready.
+
+    ``namespace``: run it inside that network namespace (``ip netns exec``), as a unit behind a bench port.
 
     ``detach`` starts it in its own session with its output in a file, so that
     it outlives this process (Molecule's create and destroy are two processes).
@@ -154,6 +156,8 @@ def start_simulator(args: list[str], workdir: str | None = None, timeout: float 
     log = open(log_path, "wb")  # pylint: disable=consider-using-with
     argv = [python, "-m", "tests.simulator", "serve", "--manifest", manifest,
             "--state-dir", os.path.join(workdir, "state"), *args]
+    if namespace:
+        argv = ["ip", "netns", "exec", namespace, *argv]
     if detach:
         ready_path = os.path.join(workdir, "simulator.out")
         with open(ready_path, "wb") as out:
