@@ -52,8 +52,8 @@ options:
     elements: str
     default: []
   ledger_dir:
-    description: The provisioning ledger folder.
-    type: path
+    description: The provisioning ledger folder; a relative path is taken from the folder of this configuration file.
+    type: str
   name_prefix:
     description: The organisation's host name prefix, for example V(ttn-nyc-).
     type: str
@@ -181,17 +181,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _discover(self, base):
         ledger_dir = self.get_option("ledger_dir")
-        if ledger_dir and not os.path.isabs(ledger_dir):
-            ledger_dir = os.path.join(base, ledger_dir)
+        if ledger_dir:
+            ledger_dir = os.path.join(base, os.path.expanduser(ledger_dir))
         records = _ledger_records(ledger_dir)
-        found = discover(self._targets(), _commissioned, timeout=self.get_option("timeout"),
+        targets = dict((target.key(), target) for target in self._targets())
+        for name, record in records.items():
+            reach = record.get("reach") or {}
+            if reach.get("address"):  # where the unit answered last; it is probed like the rest
+                target = Target(reach["address"], interface=reach.get("bind_interface") or None, source="ledger",
+                                https_port=self.get_option("https_port"), ssh_port=reach.get("ssh_port") or 22,
+                                name=name)
+                targets[target.key()] = target
+        found = discover(list(targets.values()), _commissioned, timeout=self.get_option("timeout"),
                          limit=self.get_option("concurrency"))
         by_mac = dict(((record.get("identity") or {}).get("mac"), name) for name, record in records.items())
         prefix = self.get_option("name_prefix")
         hosts = {}
         for unit in found:
             target, mac = unit["target"], unit["mac"]
-            name = by_mac.get(mac) if mac else None
+            name = target.name or (by_mac.get(mac) if mac else None)
             if name is None:
                 name = gateway_name(prefix, mac) if mac else address_name(prefix, target.address, target.interface)
             hosts[name] = {"conduit_state": unit["state"], "conduit_address": target.address,

@@ -186,7 +186,7 @@ def discover(targets, commissioned_check, timeout=1.0, limit=256, workers=16, ar
         check = checks.get(target.key())
         state = classify(target, https_open, ssh_open, check)
         if target.source == "lan" and not (mac and mac.startswith(MULTITECH_OUI)) and check is None:
-            continue  # neither a MultiTech MAC nor an mPower answer: not ours
+            continue  # neither a MultiTech MAC nor an mPower answer: not ours (the ledger vouches for its own)
         found.append({"target": target, "state": state, "mac": mac, "https_open": https_open, "ssh_open": ssh_open})
     return found
 

@@ -1,0 +1,91 @@
+"""Discovery logic: bounded concurrent probing, classification, naming, and the inventory plugin populating a real
+InventoryData (probes replaced by canned answers; the real path is tests/functional/test_bench.py and the
+conduits_inventory integration target)."""
+
+from __future__ import annotations
+
+import socket
+
+from ansible.inventory.data import InventoryData
+from ansible.template import Templar, trust_as_template
+
+from ansible_collections.lorawan.conduit.plugins.inventory import conduits
+from ansible_collections.lorawan.conduit.plugins.module_utils import _discovery
+from ansible_collections.lorawan.conduit.plugins.module_utils._discovery import (
+    Target,
+    classify,
+    discover,
+    gateway_name,
+    probe_tcp,
+)
+
+
+def test_every_endpoint_is_answered_even_with_few_sockets_at_a_time():
+    listeners = []
+    for _ in range(3):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listeners.append(listener)
+    open_ports = [listener.getsockname()[1] for listener in listeners]
+    closed = []
+    for _ in range(20):  # ports that were free a moment ago: loopback refuses them at once
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        closed.append(probe.getsockname()[1])
+        probe.close()
+    try:
+        endpoints = [("127.0.0.1", port, None) for port in open_ports + closed]
+        results = probe_tcp(endpoints, timeout=2.0, limit=2)
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert len(results) == 23
+    assert [port for (_address, port, _nic), is_open in results.items() if is_open] == sorted(
+        open_ports, key=lambda port: [endpoint[1] for endpoint in results].index(port))
+
+
+def test_states_follow_what_answered():
+    target = Target("192.168.2.1")
+    assert classify(target, True, False, False) == "aep_uncommissioned"
+    assert classify(target, True, True, True) == "aep"
+    assert classify(target, False, True, None) == "mlinux"
+    assert classify(target, False, False, None) == "unreachable"
+    assert gateway_name("ttn-nyc-", "00:08:00:4A:26:F1") == "ttn-nyc-00-08-00-4a-26-f1"
+
+
+def test_a_lan_address_is_kept_only_for_a_multitech_mac_or_an_mpower_answer(monkeypatch):
+    targets = [Target("10.0.0.%d" % n) for n in (1, 2, 3)]
+    opened = {("10.0.0.1", 22, None): True, ("10.0.0.2", 22, None): True, ("10.0.0.3", 443, None): True}
+    monkeypatch.setattr(_discovery, "probe_tcp", lambda endpoints, timeout, limit: opened)
+    arp = {("eth0", "10.0.0.1"): "00:08:00:4a:26:f1", ("eth0", "10.0.0.2"): "52:54:00:12:34:56"}
+    found = discover(targets, lambda target: False, arp=arp)
+    assert [(unit["target"].address, unit["state"], unit["mac"]) for unit in found] == [
+        ("10.0.0.1", "mlinux", "00:08:00:4a:26:f1"), ("10.0.0.3", "aep_uncommissioned", None)]
+
+
+def test_the_plugin_fills_a_real_inventory(monkeypatch, tmp_path):
+    plugin = conduits.InventoryModule()
+    inventory = InventoryData()
+    plugin.inventory = inventory
+    # expressions from an inventory file are trusted templates; these stand for them
+    options = {"compose": {"conduit_port_label": trust_as_template("conduit_bind_interface ~ '@' ~ conduit_address")},
+               "groups": {}, "keyed_groups": [{"key": trust_as_template("conduit_state"), "prefix": "state"}],
+               "strict": False, "leading_separator": True, "use_extra_vars": False}
+    monkeypatch.setattr(plugin, "get_option", lambda name: options[name])
+    monkeypatch.setattr(plugin, "templar", Templar(loader=None), raising=False)
+    plugin._populate({
+        "ttn-nyc-00-08-00-4a-26-f1": {"conduit_state": "aep_uncommissioned", "conduit_address": "192.168.2.1",
+                                      "conduit_bind_interface": "enx1", "conduit_mac": "00:08:00:4a:26:f1"},
+        "ttn-nyc-00-08-00-4a-26-f2": {"conduit_state": "unreachable", "conduit_address": "10.0.0.5",
+                                      "conduit_bind_interface": "", "conduit_product_type": "mtcap",
+                                      "conduit_stages": {"identify": "done", "inventory": "done"}},
+    })
+    groups = inventory.get_groups_dict()
+    assert groups["new_gateways"] == ["ttn-nyc-00-08-00-4a-26-f1"]
+    assert groups["provisioned"] == ["ttn-nyc-00-08-00-4a-26-f2"]
+    assert groups["aep"] == ["ttn-nyc-00-08-00-4a-26-f1"]
+    assert groups["mtcap"] == ["ttn-nyc-00-08-00-4a-26-f2"]
+    assert groups["state_aep_uncommissioned"] == ["ttn-nyc-00-08-00-4a-26-f1"]
+    host = inventory.get_host("ttn-nyc-00-08-00-4a-26-f1")
+    assert host.vars["conduit_port_label"] == "enx1@192.168.2.1"
