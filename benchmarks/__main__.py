@@ -126,18 +126,72 @@ def upload_memory(size_mib: int = 256) -> dict:
             "added_mib": (after - before) / 1024, "target_added_mib": 50}
 
 
-def main() -> int:
+def discovery(runs: int = 3) -> dict:
+    """``ansible-inventory`` with the conduits plugin on 16 bench ports (4 with a unit, 12 silent) and a /24 LAN
+    holding 8 simulated units: the wall time of the whole command, Python start-up included."""
+    from tests.utils.bench import Bench
+    from tests.utils.sim import collections_root
+    workdir = tempfile.mkdtemp(prefix="bench-discovery-")
+    lan = start_simulator(["--aep", "8", "--subnet", "127.44.0.0/24"], workdir=os.path.join(workdir, "lan"))
+    walls, found = [], 0
+    try:
+        with Bench(16, os.path.join(workdir, "bench"), units=4) as bench:
+            for port in bench.ports:  # what provisioning_host does, minus NetworkManager
+                subprocess.run(["ip", "addr", "add", "192.168.2.200/24", "dev", port.interface], check=True)
+                subprocess.run(["ip", "link", "set", port.interface, "up"], check=True)
+                with open(f"/proc/sys/net/ipv4/conf/{port.interface}/rp_filter", "w") as handle:
+                    handle.write("2\n")
+            config = os.path.join(workdir, "bench.conduits.yml")
+            with open(config, "w") as handle:
+                handle.write(f"plugin: lorawan.conduit.conduits\nbench_ports: ['{bench.glob}']\n"
+                             "networks: [127.44.0.0/24]\nname_prefix: bench-\ntimeout: 1.0\n")
+            env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root())
+            for _run in range(runs):
+                begin = time.monotonic()
+                done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i",
+                                       config, "--list"], capture_output=True, text=True, env=env, check=True)
+                walls.append(time.monotonic() - begin)
+                found = len(json.loads(done.stdout)["_meta"]["hostvars"])
+    finally:
+        lan.stop()
+    return {"bench_ports": 16, "bench_units": 4, "lan_units": 8, "hosts_found": found, "wall_s": walls,
+            "median_s": statistics.median(walls), "target_s": 3.0}
+
+
+FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_vs_scp": upload_vs_scp,
+           "upload_memory": upload_memory, "discovery": discovery}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m benchmarks [figure ...]``: measure those (default all); today's file keeps the others."""
+    chosen = argv or list(FIGURES)
+    unknown = [name for name in chosen if name not in FIGURES]
+    if unknown:
+        print(f"unknown figure(s): {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+        return 2
     machine = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
-    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine,
-               "fleet_startup": fleet_startup(), "sftp_upload": sftp_upload(), "upload_vs_scp": upload_vs_scp(),
-               "upload_memory": upload_memory()}
     os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, datetime.date.today().isoformat())
+    results = {}
+    if os.path.exists(stem + ".json"):
+        with open(stem + ".json") as handle:
+            results = json.load(handle)
+    results.update(date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine)
+    for name in chosen:
+        results[name] = FIGURES[name]()
     with open(stem + ".json", "w") as handle:
         json.dump(results, handle, indent=2)
+    table = _table(results, machine)
+    with open(stem + ".md", "w") as handle:
+        handle.write(table)
+    print(table)
+    return 0
+
+
+def _table(results: dict, machine: dict) -> str:
     start, upload = results["fleet_startup"], results["sftp_upload"]
     versus, memory = results["upload_vs_scp"], results["upload_memory"]
-    table = (
+    rows = (
         "| figure | median | runs | target |\n|---|---|---|---|\n"
         f"| `serve --aep 64` ready (wall, s) | {start['median_s']:.2f} | "
         f"{', '.join(f'{w:.2f}' for w in start['wall_s'])} | < 10 |\n"
@@ -146,13 +200,13 @@ def main() -> int:
         f"| mlinux_upgrade upload / scp, 64 MiB (ratio) | {versus['median_ratio']:.2f} | "
         f"{', '.join(f'{o:.0f}/{c:.0f} MB/s' for o, c in zip(versus['ours_mb_per_s'], versus['scp_mb_per_s']))} "
         f"| >= 0.8 |\n"
-        f"| peak RSS added by a 256 MiB upload (MiB) | {memory['added_mib']:.1f} | 1 | < 50 |\n"
-        f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n")
-    with open(stem + ".md", "w") as handle:
-        handle.write(table)
-    print(table)
-    return 0
+        f"| peak RSS added by a 256 MiB upload (MiB) | {memory['added_mib']:.1f} | 1 | < 50 |\n")
+    if "discovery" in results:
+        found = results["discovery"]
+        rows += (f"| discovery: 16 bench ports (4 units) + a /24 (8 units), `ansible-inventory --list` (s) | "
+                 f"{found['median_s']:.2f} | {', '.join(f'{w:.2f}' for w in found['wall_s'])} | < 3 |\n")
+    return rows + f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -22,14 +22,14 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._discovery import 
 
 def test_every_endpoint_is_answered_even_with_few_sockets_at_a_time():
     listeners = []
-    for _ in range(3):
+    for _listener_number in range(3):
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listeners.append(listener)
     open_ports = [listener.getsockname()[1] for listener in listeners]
     closed = []
-    for _ in range(20):  # ports that were free a moment ago: loopback refuses them at once
+    for _closed_number in range(20):  # ports that were free a moment ago: loopback refuses them at once
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         closed.append(probe.getsockname()[1])
@@ -41,8 +41,7 @@ def test_every_endpoint_is_answered_even_with_few_sockets_at_a_time():
         for listener in listeners:
             listener.close()
     assert len(results) == 23
-    assert [port for (_address, port, _nic), is_open in results.items() if is_open] == sorted(
-        open_ports, key=lambda port: [endpoint[1] for endpoint in results].index(port))
+    assert sorted(port for (_address, port, _nic), is_open in results.items() if is_open) == sorted(open_ports)
 
 
 def test_states_follow_what_answered():
@@ -72,7 +71,7 @@ def test_the_plugin_fills_a_real_inventory(monkeypatch, tmp_path):
     options = {"compose": {"conduit_port_label": trust_as_template("conduit_bind_interface ~ '@' ~ conduit_address")},
                "groups": {}, "keyed_groups": [{"key": trust_as_template("conduit_state"), "prefix": "state"}],
                "strict": False, "leading_separator": True, "use_extra_vars": False}
-    monkeypatch.setattr(plugin, "get_option", lambda name: options[name])
+    monkeypatch.setattr(plugin, "get_option", options.__getitem__)
     monkeypatch.setattr(plugin, "templar", Templar(loader=None), raising=False)
     plugin._populate({
         "ttn-nyc-00-08-00-4a-26-f1": {"conduit_state": "aep_uncommissioned", "conduit_address": "192.168.2.1",
