@@ -51,6 +51,13 @@ options:
     type: list
     elements: str
     default: []
+  addresses:
+    description:
+      - Single units to probe and keep whatever their MAC (an mLinux unit on a LAN where the neighbour table cannot
+        tell, for example).
+    type: list
+    elements: str
+    default: []
   ledger_dir:
     description: The provisioning ledger folder; a relative path is taken from the folder of this configuration file.
     type: str
@@ -89,6 +96,7 @@ keyed_groups:
 """
 
 import os
+import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -177,6 +185,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hosts = list(cidr.iter_hosts()) if cidr.size > 2 else list(cidr)
             targets.extend(Target(str(address), source="lan", https_port=self.get_option("https_port"),
                                   ssh_port=self.get_option("ssh_port")) for address in hosts)
+        targets.extend(Target(address, source="listed", https_port=self.get_option("https_port"),
+                              ssh_port=self.get_option("ssh_port")) for address in self.get_option("addresses"))
         return targets
 
     def _discover(self, base):
@@ -205,9 +215,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hosts[name] = {"conduit_state": unit["state"], "conduit_address": target.address,
                            "conduit_https_port": target.https_port, "conduit_ssh_port": target.ssh_port,
                            "conduit_bind_interface": target.interface or "", "conduit_mac": mac,
-                           "conduit_source": target.source}
+                           "conduit_source": target.source,
+                           # the stages reach the unit themselves; Ansible runs them on this controller
+                           "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         for name, record in records.items():
-            entry = hosts.setdefault(name, {"conduit_state": "unreachable", "conduit_source": "ledger"})
+            entry = hosts.setdefault(name, {"conduit_state": "unreachable", "conduit_source": "ledger",
+                                            "ansible_connection": "local", "ansible_python_interpreter": sys.executable})
             identity = record.get("identity") or {}
             entry.update(conduit_identity=identity, conduit_mac=identity.get("mac") or entry.get("conduit_mac"),
                          conduit_product_type=identity.get("product_type"),

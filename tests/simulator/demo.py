@@ -1,61 +1,112 @@
-"""``make demo`` until the provisioning playbook exists (issue 9 replaces it):
-start a simulated fleet and the jumphost, show every one of them answering,
-then run the stages that exist (commission, flash, identify, register, tunnel, inventory) twice with the
-collection's roles: the second run must change nothing."""
+"""``make demo``: start a simulated fleet (AEP units of both product types, an mLinux unit) and a real sshd
+jumphost, show every one of them answering, fill inventory_template/provisioning in for it, and run
+``ansible-playbook lorawan.conduit.provision`` twice: from the box to the organisation's inventory, then
+over the provisioned gateways, where nothing may change. Shows the report and the inventory it wrote."""
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-
 import base64
+import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import warnings
 
 import paramiko
 import requests
 import urllib3
+import yaml
 
 from tests.simulator.images import build_image
 from tests.utils.sim import collections_root, running_simulator, write_inventory
 
 
-def _run_stages(sim, workdir: str) -> bool:
-    """The stages on the AEP units with the collection's roles, twice: the second run changes nothing."""
+def _provisioning_inventory(sim, workdir: str) -> str:
+    """inventory_template/provisioning filled in for the simulated fleet (passwords from the simulator)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    provisioning = os.path.join(workdir, "provisioning")
+    shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
+    shutil.copytree(os.path.join(repo, "inventory_template", "org"), os.path.join(workdir, "org"))
     images = os.path.join(workdir, "images")
     os.makedirs(images, exist_ok=True)
     for model in ("mtcdt", "mtcap"):
         build_image(os.path.join(images, f"ttni-base-image-{model}-upgrade.bin"), model=model, size=4 * 1024 * 1024)
-    inventory = write_inventory(sim, os.path.join(workdir, "inventory.yml"))
+    full = write_inventory(sim, os.path.join(workdir, "sim-inventory.yml"))
+    with open(full) as handle:
+        jumphosts = yaml.safe_load(handle)["all"]["children"]["jumphosts"]
+    with open(os.path.join(provisioning, "jumphost.yml"), "w") as handle:
+        yaml.safe_dump({"jumphosts": jumphosts}, handle, sort_keys=False)
+    mlinux = [device["address"] for device in sim.devices if device["firmware"] == "mlinux"]
+    with open(os.path.join(provisioning, "bench.conduits.yml"), "w") as handle:
+        yaml.safe_dump({"plugin": "lorawan.conduit.conduits", "networks": [str(sim.manifest["simulator"]["subnet"])],
+                        "addresses": mlinux, "ledger_dir": "ledger", "name_prefix": "ttn-demo-"}, handle)
+    jump = sim.jumphost
+    device = sim.devices[0]
+    with open(jump["admin_key"] + ".pub") as handle:
+        provisioning_key = handle.read().strip()
+    settings = {
+        "conduit_org_dir": os.path.join(workdir, "org"), "conduit_ledger_dir": "{{ inventory_dir }}/ledger",
+        "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
+        "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
+        "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": "ttn-demo",
+        "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
+        "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
+        "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,
+        "ansible_control_path_dir": os.path.join(workdir, "cp")}
+    with open(os.path.join(provisioning, "group_vars", "all.yml"), "w") as handle:
+        handle.write("---\n# the demo's settings: inventory_template/provisioning, filled in for the simulator\n")
+        yaml.safe_dump(settings, handle, sort_keys=False)
+    return provisioning
+
+
+def _run_stages(sim, workdir: str) -> bool:
+    """``ansible-playbook lorawan.conduit.provision`` on the simulated fleet, twice: the second run changes nothing."""
+    provisioning = _provisioning_inventory(sim, workdir)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
-    playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-stages.yml")
+    playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     outcomes = []
-    for label in ("first run: from the box to the organisation's inventory", "second run: nothing left to do"):
-        print(f"\n=== ansible-playbook lorawan.conduit stages, {label} ===", flush=True)
-        done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-                               "-e", f"demo_images={images}", playbook], env=env, check=False,
-                              capture_output=True, text=True)
-        recap = [line for line in done.stdout.splitlines() if line.startswith("aep-")]
-        shown = [line.strip() for line in done.stdout.splitlines() if '"msg": "aep-' in line
-                 or line.strip().startswith('"make TTN_ORG=')]
-        for line in shown + recap:
-            print("  " + line.replace('"msg": ', ""))
+    for label, extra in (("first run: from the box to the organisation's inventory", ["-l", "new_gateways"]),
+                         ("second run, over the provisioned gateways: nothing left to do",
+                          ["-e", "provision_hosts=provisioned"])):
+        command = [playbook_bin, "lorawan.conduit.provision", "-i", provisioning + "/", *extra]
+        print(f"\n=== {label} ===\n$ ansible-playbook lorawan.conduit.provision -i provisioning/ {' '.join(extra)}",
+              flush=True)
+        done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)
+        recap = [line for line in done.stdout.splitlines() if line.startswith("ttn-demo-")]
+        report = _report_lines(done.stdout)
+        for line in report + [""] + recap:
+            print("  " + line)
         if done.returncode != 0:
             print(done.stdout[-3000:])
         outcomes.append((done.returncode, recap))
     first, second = outcomes
-    organisation = os.path.join(sim.workdir, "org", "inventory")
-    if os.path.exists(os.path.join(organisation, "hosts")):
-        print(f"\n=== the organisation's ttn-multitech-cm inventory: {organisation}/hosts ===")
-        with open(os.path.join(organisation, "hosts")) as handle:
+    organisation = os.path.join(workdir, "org", "inventory")
+    print(f"\n=== the organisation's ttn-multitech-cm inventory: {organisation}/hosts ===")
+    with open(os.path.join(organisation, "hosts")) as handle:
+        print(handle.read().rstrip())
+    written = sorted(os.listdir(os.path.join(organisation, "host_vars")))
+    example = next((os.path.join(organisation, "host_vars", name) for name in written if name.endswith(".yml")), None)
+    if example:
+        print(f"\n=== {example} ===")
+        with open(example) as handle:
             print(handle.read().rstrip())
-        example = os.path.join(organisation, "host_vars", "aep-01.yml")
-        if os.path.exists(example):
-            print(f"\n=== {example} ===")
-            with open(example) as handle:
-                print(handle.read().rstrip())
-    return first[0] == 0 and second[0] == 0 and all("changed=0" in line for line in second[1])
+    return first[0] == 0 and second[0] == 0 and len(first[1]) >= 4 and \
+        all("changed=0" in line for line in second[1]) and len(second[1]) == len(first[1])
+
+
+def _report_lines(stdout: str) -> list[str]:
+    """The report the playbook printed (the debug message of its last task)."""
+    lines, inside = [], False
+    for line in stdout.splitlines():
+        if "TASK [Show the report]" in line:
+            inside = True
+        elif inside and line.startswith("PLAY RECAP"):
+            break
+        elif inside and line.strip().startswith('"') and not line.strip().startswith('"msg"'):
+            lines.append(json.loads(line.strip().rstrip(",")))
+    return lines
 
 
 def run_demo(keep: bool = False) -> int:

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The run report: one row per gateway, one column per stage, the failure in words, the make lines."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import datetime
+import json
+import os
+import tempfile
+
+STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory")
+_MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped"}
+
+
+def _cell(outcome):
+    if not outcome:
+        return ""
+    status = outcome.get("status", "")
+    mark = "changed" if status == "done" and outcome.get("changed") else _MARK.get(status, status)
+    seconds = outcome.get("seconds")
+    return "%s %.0fs" % (mark, seconds) if seconds is not None and status in ("done", "failed") else mark
+
+
+def _write(path, text):
+    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(temp, 0o644)
+    os.rename(temp, path)
+
+
+class Report:
+    """Build the table and the files from each gateway's stage outcomes."""
+
+    def __init__(self, params, check_mode=False, clock=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
+
+    def run(self):
+        states = self.params.get("states") or {}
+        gateways = dict((name, {"state": states.get(name), "stages": stages or {}})
+                        for name, stages in self.params["outcomes"].items())
+        rows, ready, failed = [], [], []
+        for name in sorted(gateways):
+            entry = gateways[name] or {}
+            outcomes = entry.get("stages") or {}
+            reason = ""
+            for stage in STAGES:
+                if (outcomes.get(stage) or {}).get("status") == "failed":
+                    reason = "%s: %s" % (stage, outcomes[stage].get("reason") or "failed")
+                    failed.append(name)
+            if entry.get("state") == "unreachable" and not outcomes:
+                reason = "unreachable: the unit answered neither HTTPS nor SSH"
+                failed.append(name)
+            if (outcomes.get("inventory") or {}).get("status") == "done":
+                ready.append(name)
+            rows.append([name, entry.get("state") or ""] + [_cell(outcomes.get(stage)) for stage in STAGES]
+                        + [reason])
+        header = ["gateway", "state"] + list(STAGES) + ["reason"]
+        org = self.params.get("org_dir")
+        make_lines = []
+        if ready and org:
+            target = ",".join(ready)
+            make_lines = ["make TTN_ORG=%s TARGET=%s ping" % (org, target),
+                          "make TTN_ORG=%s TARGET=%s apply" % (org, target)]
+        summary = "%d gateway(s): %d ready for make apply, %d failed" % (len(rows), len(ready), len(set(failed)))
+        if self.params.get("stopped"):
+            summary += "; %s" % self.params["stopped"]
+        markdown = self._markdown(header, rows, summary, make_lines)
+        result = {"changed": False, "summary": summary, "table": self._text(header, rows), "ready": ready,
+                  "failed": sorted(set(failed)), "make_lines": make_lines, "markdown": None, "json": None}
+        directory = self.params.get("report_dir")
+        if directory and not self.check_mode:
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o755)
+            stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
+            document = {"date": self.now.isoformat(), "summary": summary, "gateways": gateways, "ready": ready,
+                        "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": self.params.get("stopped")}
+            _write(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
+            _write(stem + ".md", markdown)
+            result.update(changed=True, markdown=stem + ".md", json=stem + ".json")
+        return result
+
+    @staticmethod
+    def _text(header, rows):
+        widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+        return ["  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip()
+                for row in [header] + rows]
+
+    def _markdown(self, header, rows, summary, make_lines):
+        def escape(value):
+            return str(value).replace("|", "\\|").replace("\n", " ")
+        lines = ["# Provisioning run %s" % self.now.strftime("%Y-%m-%d %H:%M:%S UTC"), "", summary, "",
+                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(escape(value) for value in row) + " |" for row in rows]
+        if make_lines:
+            lines += ["", "Next, from the ttn-multitech-cm checkout:", "", "```"] + make_lines + ["```"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,118 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lorawan.conduit contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+DOCUMENTATION = r"""
+module: provision_report
+short_description: Write the report of a provisioning run
+version_added: 0.1.0
+description:
+  - Turns each gateway's stage outcomes into a table (returned for the screen) and writes
+    C(<report_dir>/<UTC timestamp>.md) and C(.json) with, per gateway, each stage's outcome and time and the failure
+    reason in words, plus the C(make ... ping) and C(make ... apply) lines for the gateways that completed.
+  - Runs on the controller, once per run.
+author:
+  - lorawan.conduit developers (@lorawan-conduit)
+extends_documentation_fragment:
+  - lorawan.conduit.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Returns the table; writes no file.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every run writes a report of its own.
+options:
+  outcomes:
+    description:
+      - Per gateway name, a mapping of stage name to C(status) (V(done), V(failed)), C(changed), C(seconds) and
+        C(reason).
+    type: dict
+    required: true
+  states:
+    description: Per gateway name, the state discovery found it in.
+    type: dict
+    default: {}
+  report_dir:
+    description: Where the report files go; without it nothing is written.
+    type: path
+  org_dir:
+    description: The organisation's folder (C(TTN_ORG)), for the make lines.
+    type: path
+  stopped:
+    description: Why the batch was stopped early, if it was.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Write the report
+  lorawan.conduit.provision_report:
+    outcomes: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'provision_outcomes'))) }}"
+    report_dir: "{{ inventory_dir }}/reports"
+    org_dir: /srv/org-ttn-nyc
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+table:
+  description: The table, one line per row, for the screen.
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: How many gateways are ready and how many failed.
+  returned: always
+  type: str
+ready:
+  description: The gateways that completed every stage.
+  returned: always
+  type: list
+  elements: str
+failed:
+  description: The gateways that failed a stage or could not be reached.
+  returned: always
+  type: list
+  elements: str
+make_lines:
+  description: The ttn-multitech-cm commands for the gateways that completed.
+  returned: always
+  type: list
+  elements: str
+markdown:
+  description: The Markdown report written (null in check mode or without O(report_dir)).
+  returned: always
+  type: str
+json:
+  description: The JSON report written.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._report import Report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            outcomes=dict(type="dict", required=True),
+            states=dict(type="dict", default={}),
+            report_dir=dict(type="path"),
+            org_dir=dict(type="path"),
+            stopped=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    module.exit_json(**Report(module.params, check_mode=module.check_mode).run())
+
+
+if __name__ == "__main__":
+    main()
