@@ -13,7 +13,8 @@ import os
 import tempfile
 
 STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory")
-_MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped"}
+_MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped",
+         "planned": "would change"}
 
 
 def _cell(outcome):
@@ -74,8 +75,9 @@ class Report:
         if self.params.get("stopped"):
             summary += "; %s" % self.params["stopped"]
         markdown = self._markdown(header, rows, summary, make_lines)
+        # not "failed": Ansible would take the task for failed
         result = {"changed": False, "summary": summary, "table": self._text(header, rows), "ready": ready,
-                  "failed": sorted(set(failed)), "make_lines": make_lines, "markdown": None, "json": None}
+                  "failed_gateways": sorted(set(failed)), "make_lines": make_lines, "markdown": None, "json": None}
         directory = self.params.get("report_dir")
         if directory and not self.check_mode:
             if not os.path.isdir(directory):

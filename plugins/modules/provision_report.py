@@ -76,7 +76,7 @@ ready:
   returned: always
   type: list
   elements: str
-failed:
+failed_gateways:
   description: The gateways that failed a stage or could not be reached.
   returned: always
   type: list

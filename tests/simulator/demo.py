@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,53 +16,15 @@ import warnings
 import paramiko
 import requests
 import urllib3
-import yaml
 
-from tests.simulator.images import build_image
-from tests.utils.sim import collections_root, running_simulator, write_inventory
-
-
-def _provisioning_inventory(sim, workdir: str) -> str:
-    """inventory_template/provisioning filled in for the simulated fleet (passwords from the simulator)."""
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    provisioning = os.path.join(workdir, "provisioning")
-    shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
-    shutil.copytree(os.path.join(repo, "inventory_template", "org"), os.path.join(workdir, "org"))
-    images = os.path.join(workdir, "images")
-    os.makedirs(images, exist_ok=True)
-    for model in ("mtcdt", "mtcap"):
-        build_image(os.path.join(images, f"ttni-base-image-{model}-upgrade.bin"), model=model, size=4 * 1024 * 1024)
-    full = write_inventory(sim, os.path.join(workdir, "sim-inventory.yml"))
-    with open(full) as handle:
-        jumphosts = yaml.safe_load(handle)["all"]["children"]["jumphosts"]
-    with open(os.path.join(provisioning, "jumphost.yml"), "w") as handle:
-        yaml.safe_dump({"jumphosts": jumphosts}, handle, sort_keys=False)
-    mlinux = [device["address"] for device in sim.devices if device["firmware"] == "mlinux"]
-    with open(os.path.join(provisioning, "bench.conduits.yml"), "w") as handle:
-        yaml.safe_dump({"plugin": "lorawan.conduit.conduits", "networks": [str(sim.manifest["simulator"]["subnet"])],
-                        "addresses": mlinux, "ledger_dir": "ledger", "name_prefix": "ttn-demo-"}, handle)
-    jump = sim.jumphost
-    device = sim.devices[0]
-    with open(jump["admin_key"] + ".pub") as handle:
-        provisioning_key = handle.read().strip()
-    settings = {
-        "conduit_org_dir": os.path.join(workdir, "org"), "conduit_ledger_dir": "{{ inventory_dir }}/ledger",
-        "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
-        "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
-        "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": "ttn-demo",
-        "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
-        "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
-        "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,
-        "ansible_control_path_dir": os.path.join(workdir, "cp")}
-    with open(os.path.join(provisioning, "group_vars", "all.yml"), "w") as handle:
-        handle.write("---\n# the demo's settings: inventory_template/provisioning, filled in for the simulator\n")
-        yaml.safe_dump(settings, handle, sort_keys=False)
-    return provisioning
+from tests.utils.sim import collections_root, running_simulator, write_provisioning
 
 
 def _run_stages(sim, workdir: str) -> bool:
     """``ansible-playbook lorawan.conduit.provision`` on the simulated fleet, twice: the second run changes nothing."""
-    provisioning = _provisioning_inventory(sim, workdir)
+    mlinux = [device["address"] for device in sim.devices if device["firmware"] == "mlinux"]
+    provisioning = write_provisioning(sim, workdir, prefix="ttn-demo-", addresses=mlinux,
+                                      networks=[str(sim.manifest["simulator"]["subnet"])])
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
     playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     outcomes = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,6 +257,46 @@ def write_inventory(sim: Simulator, path: str) -> str:
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)
     return path
+
+
+def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: list[str] | None = None,
+                       networks: list[str] | None = None) -> str:
+    """inventory_template/provisioning (and an org from inventory_template/org) filled in for the running fleet:
+    discovery over ``networks`` and ``addresses``, the jumphost, passwords from the simulator."""
+    from tests.simulator.images import build_image
+    repo = REPO
+    provisioning = os.path.join(workdir, "provisioning")
+    shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
+    shutil.copytree(os.path.join(repo, "inventory_template", "org"), os.path.join(workdir, "org"))
+    images = os.path.join(workdir, "images")
+    os.makedirs(images, exist_ok=True)
+    for model in ("mtcdt", "mtcap"):
+        build_image(os.path.join(images, f"ttni-base-image-{model}-upgrade.bin"), model=model, size=4 * 1024 * 1024)
+    full = write_inventory(sim, os.path.join(workdir, "sim-inventory.yml"))
+    with open(full) as handle:
+        jumphosts = yaml.safe_load(handle)["all"]["children"]["jumphosts"]
+    with open(os.path.join(provisioning, "jumphost.yml"), "w") as handle:
+        yaml.safe_dump({"jumphosts": jumphosts}, handle, sort_keys=False)
+    with open(os.path.join(provisioning, "bench.conduits.yml"), "w") as handle:
+        yaml.safe_dump({"plugin": "lorawan.conduit.conduits", "networks": networks or [],
+                        "addresses": addresses or [], "ledger_dir": "ledger", "name_prefix": prefix}, handle)
+    jump = sim.jumphost
+    device = sim.devices[0]
+    with open(jump["admin_key"] + ".pub") as handle:
+        provisioning_key = handle.read().strip()
+    settings = {
+        "conduit_org_dir": os.path.join(workdir, "org"), "conduit_ledger_dir": "{{ inventory_dir }}/ledger",
+        "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
+        "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
+        "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": prefix.rstrip("-"),
+        "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
+        "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
+        "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,
+        "ansible_control_path_dir": os.path.join(workdir, "cp")}
+    with open(os.path.join(provisioning, "group_vars", "all.yml"), "w") as handle:
+        handle.write("---\n# inventory_template/provisioning, filled in for the simulated fleet\n")
+        yaml.safe_dump(settings, handle, sort_keys=False)
+    return provisioning
 
 
 def main(argv: list[str] | None = None) -> int:

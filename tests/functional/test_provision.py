@@ -1,0 +1,144 @@
+"""``ansible-playbook lorawan.conduit.provision`` end to end on a simulated fleet and the real sshd jumphost."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, load_mapping
+from tests.utils.sim import collections_root, wait_until, write_provisioning
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
+
+PLAYBOOK = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "lorawan.conduit.provision"]
+
+
+def _env():
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True",
+                ANSIBLE_FORKS="16")
+
+
+def _provision(provisioning: str, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(PLAYBOOK + ["-i", provisioning + "/", *args], capture_output=True, text=True, env=_env(),
+                          timeout=900, check=False)
+    with open(os.path.join(provisioning, "runs.log"), "a") as log:
+        log.write(done.stdout + done.stderr)
+    return done
+
+
+def _failures(done: subprocess.CompletedProcess) -> str:
+    return "\n".join(line for line in (done.stdout + done.stderr).splitlines()
+                     if line.startswith(("fatal", "[ERROR]", "failed:")))[-3000:]
+
+
+def _recap(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in stdout.splitlines() if line.startswith("ttn-")}
+
+
+def _latest_report(provisioning: str) -> dict:
+    with open(sorted(glob.glob(os.path.join(provisioning, "reports", "*.json")))[-1]) as handle:
+        return json.load(handle)
+
+
+def _name(device: dict) -> str:
+    return "ttn-test-" + device["address"].replace(".", "-")
+
+
+def _through_jumphost(sim, workdir: str, port: int, host_key: str, command: str) -> subprocess.CompletedProcess:
+    jump = sim.jumphost
+    known = os.path.join(workdir, f"known_{port}")
+    with open(jump["known_hosts"]) as handle, open(known, "w") as out:
+        out.write(handle.read() + f"[localhost]:{port} {' '.join(host_key.split()[:2])}\n")
+    config = os.path.join(workdir, f"ssh_config_{port}")
+    with open(config, "w") as out:
+        out.write(f"Host jumphost\n  HostName {jump['address']}\n  Port {jump['port']}\n  User {jump['admin_user']}\n"
+                  f"Host *\n  IdentityFile {jump['admin_key']}\n  UserKnownHostsFile {known}\n"
+                  "  StrictHostKeyChecking yes\n  IdentitiesOnly yes\n  BatchMode yes\n")
+    return subprocess.run(["ssh", "-F", config, "-J", "jumphost", "-p", str(port), "root@localhost", command],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_path):
+    sim = sim_factory("--aep", "8", "--aep-mtcap", "3", "--jumphost", "--reboot-time", "1", "--flash-time", "2",
+                      "--device", "aep-08:never_return=1")
+    workdir = str(tmp_path)
+    provisioning = write_provisioning(sim, workdir, prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    hosts_before = open(os.path.join(workdir, "org", "inventory", "hosts")).read()
+
+    checked = _provision(provisioning, "-l", "new_gateways", "--check")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert "would change" in checked.stdout
+    for device in sim.devices:  # --check sent nothing that changes state to any unit
+        assert [e for e in sim.events(device["name"]) if e["kind"] == "http" and e.get("method") != "GET"] == []
+    assert not os.path.exists(os.path.join(provisioning, "ledger"))
+    assert not os.path.exists(os.path.join(provisioning, "reports"))
+    assert open(os.path.join(workdir, "org", "inventory", "hosts")).read() == hosts_before
+    assert os.listdir(os.path.join(workdir, "org", "inventory", "host_vars")) == ["README"]
+    assert "ttn-test-gateways" not in sim.jumphost_run("getent group || true").stdout
+
+    first = _provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=15")
+    assert first.returncode == 0, _failures(first)
+    report = _latest_report(provisioning)
+    stuck = _name(sim.device("aep-08"))
+    assert report["failed"] == [stuck]
+    assert sorted(report["ready"]) == sorted(_name(d) for d in sim.devices if d["name"] != "aep-08")
+    reason = report["gateways"][stuck]["stages"]["upgrade"]["reason"]
+    assert report["gateways"][stuck]["stages"]["upgrade"]["status"] == "failed"
+    assert "flash did not complete within 15 s" in reason, reason
+    hosts = HostsFile("hosts", open(os.path.join(workdir, "org", "inventory", "hosts")).read())
+    assert sorted(n for n in report["ready"] if hosts.groups_of(n) == ["test"]) == sorted(report["ready"])
+    assert hosts.groups_of(stuck) == []
+    for name in report["ready"]:  # each gateway, through its own tunnel, is the unit it was discovered as
+        device = next(d for d in sim.devices if _name(d) == name)
+        host_vars = load_mapping("hv", open(os.path.join(workdir, "org", "inventory", "host_vars",
+                                                          name + ".yml")).read())
+        with open(os.path.join(provisioning, "ledger", name + ".yml")) as handle:
+            record = yaml.safe_load(handle)
+        reached = _through_jumphost(sim, workdir, host_vars["ansible_port"], record["host_keys"]["rsa"],
+                                    "mts-io-sysfs show mac-eth")
+        assert reached.returncode == 0, reached.stderr
+        assert reached.stdout.strip().lower() == device["mac"]
+
+    sim.clear_fault("aep-08")
+    sim.wait_state("aep-08", "mlinux", timeout=60)
+    second = _provision(provisioning, "-e", "provision_hosts=new_gateways:provisioned")
+    assert second.returncode == 0, second.stdout[-3000:]
+    recap = _recap(second.stdout)
+    assert sorted(_latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
+    assert "changed=0" not in recap[stuck]
+    assert all("changed=0" in line for name, line in recap.items() if name != stuck), recap
+
+
+def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
+    sim = sim_factory("--aep", "3", "--aep-mtcap", "1", "--jumphost", "--reboot-time", "1", "--flash-time", "4")
+    workdir = str(tmp_path)
+    provisioning = write_provisioning(sim, workdir, prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    run = subprocess.Popen(PLAYBOOK + ["-i", provisioning + "/", "-l", "new_gateways"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    try:
+        # kill it while the units flash: commissioning is done, the ledger and the inventory are not
+        wait_until(lambda: any(e["kind"] == "firmware-upgrade" for d in sim.devices for e in sim.events(d["name"])),
+                   120, "a flash under way")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    again = _provision(provisioning, "-l", "new_gateways")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert sorted(_latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
+    written = glob.glob(os.path.join(provisioning, "ledger", "*")) + \
+        glob.glob(os.path.join(workdir, "org", "inventory", "host_vars", "*.yml"))
+    assert len(written) == 6
+    for path in written:  # every file parses, none is a leftover temp file
+        assert not os.path.basename(path).startswith(".")
+        with open(path) as handle:
+            assert isinstance(yaml.safe_load(handle), dict), path
+    HostsFile("hosts", open(os.path.join(workdir, "org", "inventory", "hosts")).read())
