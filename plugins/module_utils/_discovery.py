@@ -177,8 +177,8 @@ def discover(targets, commissioned_check, timeout=1.0, limit=256, workers=16, ar
     for target in targets:
         https_open = bool(opened.get((target.address, target.https_port, target.interface)))
         ssh_open = bool(opened.get((target.address, target.ssh_port, target.interface)))
-        if not (https_open or ssh_open):
-            continue
+        if not (https_open or ssh_open) and target.source not in ("listed", "ledger"):
+            continue  # silence on a LAN or an empty bench port is no unit; a unit we were told of is unreachable
         if target.interface:
             mac = table.get((target.interface, target.address))
         else:

@@ -125,12 +125,13 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
     run = subprocess.Popen(PLAYBOOK + ["-i", provisioning + "/", "-l", "new_gateways"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
     try:
-        # kill it while the units flash: commissioning is done, the ledger and the inventory are not
-        wait_until(lambda: any(e["kind"] == "firmware-upgrade" for d in sim.devices for e in sim.events(d["name"])),
-                   120, "a flash under way")
+        # kill it once the ledger starts filling: some units identified, nothing in the org inventory yet
+        wait_until(lambda: glob.glob(os.path.join(provisioning, "ledger", "*.yml")), 120, "a ledger record")
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
+    for device in sim.devices:  # the flash goes on without the playbook; run again once the units are back
+        sim.wait_state(device["name"], "mlinux", timeout=60)
     again = _provision(provisioning, "-l", "new_gateways")
     assert again.returncode == 0, again.stdout[-3000:]
     assert sorted(_latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
