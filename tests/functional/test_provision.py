@@ -98,8 +98,8 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     assert hosts.groups_of(stuck) == []
     for name in report["ready"]:  # each gateway, through its own tunnel, is the unit it was discovered as
         device = next(d for d in sim.devices if _name(d) == name)
-        host_vars = load_mapping("hv", open(os.path.join(workdir, "org", "inventory", "host_vars",
-                                                          name + ".yml")).read())
+        with open(os.path.join(workdir, "org", "inventory", "host_vars", name + ".yml")) as handle:
+            host_vars = load_mapping("hv", handle.read())
         with open(os.path.join(provisioning, "ledger", name + ".yml")) as handle:
             record = yaml.safe_load(handle)
         reached = _through_jumphost(sim, workdir, host_vars["ansible_port"], record["host_keys"]["rsa"],
@@ -143,3 +143,19 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
         with open(path) as handle:
             assert isinstance(yaml.safe_load(handle), dict), path
     HostsFile("hosts", open(os.path.join(workdir, "org", "inventory", "hosts")).read())
+
+
+def test_a_bad_batch_stops_and_says_why(sim_factory, tmp_path):
+    sim = sim_factory("--aep", "3", "--jumphost", "--reboot-time", "1", "--flash-time", "1",
+                      "--device", "aep-01:never_return=1", "--device", "aep-02:never_return=1")
+    provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    done = _provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=5",
+                      "-e", "provision_max_fail_percentage=50")
+    assert done.returncode == 0, _failures(done)
+    report = _latest_report(provisioning)
+    assert report["stopped"].split() == ("batch stopped after the upgrade stage: 2 of 3 gateways failed "
+                                         "(more than 50%)").split()
+    healthy = report["gateways"][_name(sim.device("aep-03"))]["stages"]
+    assert healthy["upgrade"]["status"] == "done" and "identify" not in healthy  # flashed, then held back
+    assert report["ready"] == []
