@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -158,8 +159,107 @@ def discovery(runs: int = 3) -> dict:
             "median_s": statistics.median(walls), "target_s": 3.0}
 
 
+class _TreeMemory:
+    """Samples the summed RSS of a process and all its descendants (the whole controller side of a run)."""
+
+    def __init__(self, pid: int):
+        import threading
+        self.pid = pid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                children.setdefault(parent, []).append(int(entry))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            total = 0
+            for pid in self._tree():
+                try:
+                    with open(f"/proc/{pid}/status") as handle:
+                        total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+                except (OSError, StopIteration, ValueError):
+                    continue
+            self.peak_kib = max(self.peak_kib, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kib
+
+
+def _provision_run(provisioning: str, *extra: str) -> dict:
+    """One ``ansible-playbook lorawan.conduit.provision`` run: wall time, controller CPU seconds, peak RSS."""
+    from tests.utils.sim import collections_root
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True",
+               ANSIBLE_FORKS="40")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    begin = time.monotonic()
+    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+                                "lorawan.conduit.provision", "-i", provisioning + "/", *extra],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    memory = _TreeMemory(process.pid)
+    output, _unused = process.communicate()
+    wall = time.monotonic() - begin
+    peak = memory.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    recap = [line for line in output.splitlines() if line.startswith("bench-")]
+    if process.returncode != 0 or any("failed=0" not in line for line in recap):
+        raise RuntimeError("provision run failed:\n" + output[-3000:])
+    return {"wall_s": wall, "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "peak_rss_mib": peak / 1024, "gateways": len(recap),
+            "unchanged": sum("changed=0" in line for line in recap)}
+
+
+SCALING_REBOOT_S, SCALING_FLASH_S = 5.0, 10.0
+
+
+def parallel_scaling(sizes: tuple[int, ...] = (1, 8, 32)) -> dict:
+    """provision.yml end to end on N factory units with fixed simulated reboot/flash times, then again on the
+    provisioned N (the re-run cost), each fleet on its own subnet."""
+    from tests.utils.sim import write_provisioning
+    runs = {}
+    for index, size in enumerate(sizes):
+        workdir = tempfile.mkdtemp(prefix=f"bench-provision-{size}-")
+        sim = start_simulator(["--aep", str(size), "--aep-mtcap", str(size // 3), "--jumphost", "--subnet",
+                               f"127.45.{index}.0/24", "--reboot-time", str(SCALING_REBOOT_S),
+                               "--flash-time", str(SCALING_FLASH_S)], workdir=os.path.join(workdir, "sim"))
+        try:
+            provisioning = write_provisioning(sim, workdir, prefix="bench-",
+                                              addresses=[device["address"] for device in sim.devices])
+            first = _provision_run(provisioning, "-l", "new_gateways")
+            again = _provision_run(provisioning, "-e", "provision_hosts=provisioned")
+        finally:
+            sim.stop()
+        runs[str(size)] = {"first": first, "rerun": again}
+    single = runs[str(sizes[0])]["first"]["wall_s"]
+    device_time = SCALING_REBOOT_S + SCALING_FLASH_S  # the commission reboot and the flash, per unit, in parallel
+    return {"reboot_s": SCALING_REBOOT_S, "flash_s": SCALING_FLASH_S, "runs": runs,
+            "ratio": {size: run["first"]["wall_s"] / single for size, run in runs.items()},
+            "overhead_s": {size: run["first"]["wall_s"] - device_time for size, run in runs.items()},
+            "rerun_cpu_s_per_gateway": {size: run["rerun"]["cpu_s"] / max(run["rerun"]["gateways"], 1)
+                                        for size, run in runs.items()},
+            "targets": {"ratio_32": 1.3, "rerun_cpu_s_per_gateway": 2.0, "peak_rss_mib": 1024}}
+
+
 FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_vs_scp": upload_vs_scp,
-           "upload_memory": upload_memory, "discovery": discovery}
+           "upload_memory": upload_memory, "discovery": discovery, "parallel_scaling": parallel_scaling}
 
 
 def main(argv: list[str]) -> int:
@@ -205,6 +305,19 @@ def _table(results: dict, machine: dict) -> str:
         found = results["discovery"]
         rows += (f"| discovery: 16 bench ports (4 units) + a /24 (8 units), `ansible-inventory --list` (s) | "
                  f"{found['median_s']:.2f} | {', '.join(f'{w:.2f}' for w in found['wall_s'])} | < 3 |\n")
+    if "parallel_scaling" in results:
+        scaling = results["parallel_scaling"]
+        for size, run in scaling["runs"].items():
+            first, again = run["first"], run["rerun"]
+            rows += (f"| provision {size} factory units (reboot {scaling['reboot_s']:.0f} s + flash "
+                     f"{scaling['flash_s']:.0f} s simulated): wall s, wall(N)/wall(1), overhead s | "
+                     f"{first['wall_s']:.1f} | ratio {scaling['ratio'][size]:.2f}, overhead "
+                     f"{scaling['overhead_s'][size]:.1f} s | wall(32)/wall(1) <= 1.3 |\n"
+                     f"| re-run over {size} provisioned (all changed=0: {again['unchanged'] == again['gateways']}): "
+                     f"controller CPU s per gateway | {scaling['rerun_cpu_s_per_gateway'][size]:.2f} | wall "
+                     f"{again['wall_s']:.1f} s | <= 2 |\n"
+                     f"| peak controller RSS, provisioning {size} (MiB) | {first['peak_rss_mib']:.0f} | re-run "
+                     f"{again['peak_rss_mib']:.0f} | <= 1024 |\n")
     return rows + f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n"
 
 
