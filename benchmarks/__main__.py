@@ -160,7 +160,10 @@ def discovery(runs: int = 3) -> dict:
 
 
 class _TreeMemory:
-    """Samples the summed RSS of a process and all its descendants (the whole controller side of a run)."""
+    """Samples the summed PSS of a process and all its descendants (the whole controller side of a run).
+
+    PSS, not RSS: Ansible's forks share most of their pages with the parent, and summing RSS would count those
+    pages once per fork."""
 
     def __init__(self, pid: int):
         import threading
@@ -192,8 +195,8 @@ class _TreeMemory:
             total = 0
             for pid in self._tree():
                 try:
-                    with open(f"/proc/{pid}/status") as handle:
-                        total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+                    with open(f"/proc/{pid}/smaps_rollup") as handle:
+                        total += next(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
                 except (OSError, StopIteration, ValueError):
                     continue
             self.peak_kib = max(self.peak_kib, total)
@@ -316,7 +319,7 @@ def _table(results: dict, machine: dict) -> str:
                      f"| re-run over {size} provisioned (all changed=0: {again['unchanged'] == again['gateways']}): "
                      f"controller CPU s per gateway | {scaling['rerun_cpu_s_per_gateway'][size]:.2f} | wall "
                      f"{again['wall_s']:.1f} s | <= 2 |\n"
-                     f"| peak controller RSS, provisioning {size} (MiB) | {first['peak_rss_mib']:.0f} | re-run "
+                     f"| peak controller memory (PSS of all processes), provisioning {size} (MiB) | {first['peak_rss_mib']:.0f} | re-run "
                      f"{again['peak_rss_mib']:.0f} | <= 1024 |\n")
     return rows + f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n"
 
