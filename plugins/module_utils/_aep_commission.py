@@ -16,6 +16,8 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import copy
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
     MPowerAuthError,
     MPowerClient,
     MPowerCommissioningError,
@@ -28,6 +30,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._net import (
     peer_certificate_sha256,
     ssh_banner,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 IDENTITY_FIELDS = (
     ("product_id", "productId"),
@@ -236,3 +239,27 @@ class Commissioner:
         else:
             self.client.logout()
         return self.result
+
+
+AEP_COMMISSION = StageModule(
+    Commissioner,
+    dict(
+        name=dict(type="str"),
+        address=dict(type="str", required=True),
+        https_port=dict(type="int", default=443),
+        bind_interface=dict(type="str"),
+        validate_certs=dict(type="bool", default=False),
+        ca_path=dict(type="path"),
+        tls_fingerprint=dict(type="str"),
+        request_timeout=dict(type="float", default=10),
+        username=dict(type="str", default="mtadm"),
+        password=dict(type="str", required=True, no_log=True),
+        expected_product_type=dict(type="str"),
+        expected_product_id=dict(type="str"),
+        ssh_port=dict(type="int", default=22),
+        wait=dict(type="bool", default=True),
+        boot_timeout=dict(type="int", default=300),
+        reboot_timeout=dict(type="int", default=600),
+    ),
+    requirements=[("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)],
+)

@@ -16,8 +16,10 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import shlex
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
+    PARAMIKO_REQUIREMENT,
     DeviceSSHError,
     HostKeyMismatch,
+    device_ssh_argument_spec,
     session_from_params,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
@@ -28,6 +30,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     parse_public_key,
     same_key,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 STAGE = "identify"
 SYSFS = (("product_id", "product-id"), ("serial", "device-id"), ("mac", "mac-eth"), ("hw_version", "hw-version"),
@@ -147,3 +150,19 @@ class Identifier:
         return {"changed": changed, "identity": identity, "mlinux_version": version, "host_keys": host_keys,
                 "host_key": seen, "reflashed": keys_changed,
                 "ledger": self.ledger.path(self.gateway) if self.ledger else None}
+
+
+def _gateway_facts_options():
+    spec = device_ssh_argument_spec()
+    spec.update(
+        name=dict(type="str", required=True),
+        ledger_dir=dict(type="path"),
+        host_key=dict(type="str", no_log=False),
+        reflashed=dict(type="bool", default=False),
+        expected_product_type=dict(type="str"),
+    )
+    return spec
+
+
+GATEWAY_FACTS = StageModule(Identifier, _gateway_facts_options(), requirements=[PARAMIKO_REQUIREMENT],
+                            required_one_of=[("password", "key_file")])

@@ -20,7 +20,12 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import shlex
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import DeviceSSHError, session_from_params
+from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
+    PARAMIKO_REQUIREMENT,
+    DeviceSSHError,
+    device_ssh_argument_spec,
+    session_from_params,
+)
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import read_sections
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
@@ -29,6 +34,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     parse_authorized_keys,
     parse_public_key,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 STAGE = "tunnel"
 KEYS_DIR = "/var/config/home/root/.ssh"
@@ -269,3 +275,28 @@ class TunnelInstaller:
                 self._root("%s restart" % SCRIPT_LINK)
         elif self._act("start the tunnel"):
             self._root("%s start" % SCRIPT_LINK)
+
+
+def _gateway_tunnel_options():
+    spec = device_ssh_argument_spec()
+    spec.update(
+        name=dict(type="str", required=True),
+        ledger_dir=dict(type="path"),
+        host_key=dict(type="str", no_log=False),
+        authorized_keys=dict(type="list", elements="str", required=True, no_log=False),
+        remote_host=dict(type="str", required=True),
+        remote_ssh_port=dict(type="int", default=22),
+        remote_user=dict(type="str", required=True),
+        remote_port=dict(type="int", required=True),
+        keepalive_port=dict(type="int", required=True, no_log=False),
+        local_port=dict(type="int", default=22),
+        daemon=dict(type="path", default="/usr/bin/autossh"),
+        ssh_key=dict(type="path", default="/etc/ssh/ssh_host_rsa_key", no_log=False),
+        time_sync=dict(type="bool", default=True),
+        ntp_server=dict(type="str", default="pool.ntp.org"),
+    )
+    return spec
+
+
+GATEWAY_TUNNEL = StageModule(TunnelInstaller, _gateway_tunnel_options(), requirements=[PARAMIKO_REQUIREMENT],
+                             required_one_of=[("password", "key_file")])

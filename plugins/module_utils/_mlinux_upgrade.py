@@ -21,6 +21,7 @@ import shlex
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
+    PARAMIKO_REQUIREMENT,
     DeviceAuthError,
     DeviceSession,
     DeviceSSHError,
@@ -30,6 +31,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._firmware_image import FirmwareImage, ImageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadline, ssh_banner
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 UPGRADE_COMMAND = "/usr/sbin/mlinux-firmware-upgrade"
 CELLULAR_CHECK = "mts_fw_check_hw_support_mp"
@@ -291,3 +293,39 @@ class Upgrader:
     def _finish(self):
         self.result["elapsed"] = round(self._clock() - self.started, 3)
         return self.result
+
+
+MLINUX_UPGRADE = StageModule(
+    Upgrader,
+    dict(
+        name=dict(type="str"),
+        address=dict(type="str", required=True),
+        port=dict(type="int", default=22),
+        bind_interface=dict(type="str"),
+        username=dict(type="str", default="mtadm"),
+        password=dict(type="str", no_log=True),
+        key_file=dict(type="path"),
+        allow_agent=dict(type="bool", default=False),
+        look_for_keys=dict(type="bool", default=False),
+        host_key=dict(type="str", no_log=False),
+        host_key_policy=dict(type="str", choices=["pin", "ignore"], default="pin"),
+        image=dict(type="path", required=True),
+        image_checksum=dict(type="str"),
+        product_type=dict(type="str"),
+        expected_version=dict(type="str", required=True),
+        remote_path=dict(type="str", default="/tmp/firmware.bin"),
+        cellular_fix=dict(type="bool", default=True),
+        mlinux_address=dict(type="str"),
+        mlinux_port=dict(type="int", default=22),
+        mlinux_bind_interface=dict(type="str"),
+        mlinux_username=dict(type="str", default="mtadm"),
+        mlinux_password=dict(type="str", no_log=True),
+        mlinux_key_file=dict(type="path"),
+        upload_retries=dict(type="int", default=3),
+        connect_timeout=dict(type="float", default=10),
+        down_timeout=dict(type="int", default=120),
+        flash_timeout=dict(type="int", default=900),
+    ),
+    requirements=[PARAMIKO_REQUIREMENT],
+    required_one_of=[("password", "key_file")],
+)

@@ -12,6 +12,8 @@ import json
 import os
 import tempfile
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+
 STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory")
 _MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped",
          "planned": "would change"}
@@ -105,3 +107,15 @@ class Report:
         if make_lines:
             lines += ["", "Next, from the ttn-multitech-cm checkout:", "", "```"] + make_lines + ["```"]
         return "\n".join(lines) + "\n"
+
+
+PROVISION_REPORT = StageModule(
+    Report,
+    dict(
+        outcomes=dict(type="dict", required=True),
+        states=dict(type="dict", default={}),
+        report_dir=dict(type="path"),
+        org_dir=dict(type="path"),
+        stopped=dict(type="str"),
+    ),
+)

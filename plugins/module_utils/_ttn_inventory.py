@@ -21,11 +21,13 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 try:
     import yaml
@@ -247,6 +249,13 @@ class HostsFile:
         return "\n".join(lines) + "\n"
 
 
+def backup_copy(path):
+    """``<path>.<pid>.<local time>~`` beside the file, with its mode and times (named as Ansible names backups)."""
+    target = "%s.%d.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
+    shutil.copy2(path, target)
+    return target
+
+
 def write_atomic(path, text, backup=None):
     """Temp file beside ``path``, same mode, fsync, rename; ``backup(path)`` first when given and it exists."""
     directory = os.path.dirname(path) or "."
@@ -310,10 +319,10 @@ def _read(path):
 class InventoryWriter:
     """``ttn_inventory``: one gateway's host_vars file and its line in ``hosts``."""
 
-    def __init__(self, params, check_mode=False, backup=None):
+    def __init__(self, params, check_mode=False):
         self.params = params
         self.check_mode = check_mode
-        self.backup = backup if params.get("backup") else None
+        self.backup = backup_copy if params.get("backup") else None
         self.gateway = params["name"]
         self.inventory = params["inventory_dir"]
         self.warnings = []
@@ -474,3 +483,29 @@ class InventoryWriter:
             "eth0_type": params["eth0_type"],
         }
         return owned, seeded
+
+
+TTN_INVENTORY = StageModule(
+    InventoryWriter,
+    dict(
+        name=dict(type="str", required=True),
+        inventory_dir=dict(type="path", required=True),
+        group=dict(type="str", default="test"),
+        hostname=dict(type="str"),
+        description=dict(type="str"),
+        latitude=dict(type="float"),
+        longitude=dict(type="float"),
+        altitude=dict(type="raw"),
+        eth0_type=dict(type="str", choices=["dhcp", "static", "manual"], default="dhcp"),
+        tunnel_port=dict(type="int", required=True),
+        keepalive_port=dict(type="int", required=True, no_log=False),
+        local_port=dict(type="int", default=22),
+        ansible_user=dict(type="str", default="root"),
+        jumphost_user=dict(type="str"),
+        installed_mlinux_version=dict(type="str"),
+        mlinux_version=dict(type="str"),
+        identity=dict(type="dict"),
+        ledger_dir=dict(type="path"),
+        backup=dict(type="bool", default=False),
+    ),
+)

@@ -174,50 +174,13 @@ actions:
   sample: ["create admin user mtadm", "set ssh enabled=True, lan=True", "save configuration", "restart"]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-)
-from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import Commissioner
-from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import AEP_COMMISSION
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str"),
-            address=dict(type="str", required=True),
-            https_port=dict(type="int", default=443),
-            bind_interface=dict(type="str"),
-            validate_certs=dict(type="bool", default=False),
-            ca_path=dict(type="path"),
-            tls_fingerprint=dict(type="str"),
-            request_timeout=dict(type="float", default=10),
-            username=dict(type="str", default="mtadm"),
-            password=dict(type="str", required=True, no_log=True),
-            expected_product_type=dict(type="str"),
-            expected_product_id=dict(type="str"),
-            ssh_port=dict(type="int", default=22),
-            wait=dict(type="bool", default=True),
-            boot_timeout=dict(type="int", default=300),
-            reboot_timeout=dict(type="int", default=600),
-        ),
-        supports_check_mode=True,
-    )
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-    try:
-        result = Commissioner(module.params, check_mode=module.check_mode).run()
-    except StageError as exc:
-        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
-    warnings = result.pop("warnings", [])
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:  # pylint: disable=protected-access
-        result.pop("diff", None)
-    module.exit_json(**result)
+    AEP_COMMISSION.run(AnsibleModule(**AEP_COMMISSION.module_arguments()))
 
 
 if __name__ == "__main__":

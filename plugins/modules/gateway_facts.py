@@ -135,34 +135,13 @@ ledger:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
-    HAS_PARAMIKO,
-    PARAMIKO_IMPORT_ERROR,
-    device_ssh_argument_spec,
-)
-from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import Identifier
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import GATEWAY_FACTS
 
 
 def main():
-    argument_spec = device_ssh_argument_spec()
-    argument_spec.update(
-        name=dict(type="str", required=True),
-        ledger_dir=dict(type="path"),
-        host_key=dict(type="str", no_log=False),
-        reflashed=dict(type="bool", default=False),
-        expected_product_type=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("password", "key_file")],
-                           supports_check_mode=True)
-    if not HAS_PARAMIKO:
-        module.fail_json(msg=missing_required_lib("paramiko"), exception=PARAMIKO_IMPORT_ERROR)
-    try:
-        result = Identifier(module.params, check_mode=module.check_mode).run()
-    except StageError as exc:
-        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
-    module.exit_json(**result)
+    GATEWAY_FACTS.run(AnsibleModule(**GATEWAY_FACTS.module_arguments()))
 
 
 if __name__ == "__main__":

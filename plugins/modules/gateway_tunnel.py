@@ -146,45 +146,13 @@ ledger:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
-    HAS_PARAMIKO,
-    PARAMIKO_IMPORT_ERROR,
-    device_ssh_argument_spec,
-)
-from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import TunnelInstaller
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import GATEWAY_TUNNEL
 
 
 def main():
-    argument_spec = device_ssh_argument_spec()
-    argument_spec.update(
-        name=dict(type="str", required=True),
-        ledger_dir=dict(type="path"),
-        host_key=dict(type="str", no_log=False),
-        authorized_keys=dict(type="list", elements="str", required=True, no_log=False),
-        remote_host=dict(type="str", required=True),
-        remote_ssh_port=dict(type="int", default=22),
-        remote_user=dict(type="str", required=True),
-        remote_port=dict(type="int", required=True),
-        keepalive_port=dict(type="int", required=True, no_log=False),
-        local_port=dict(type="int", default=22),
-        daemon=dict(type="path", default="/usr/bin/autossh"),
-        ssh_key=dict(type="path", default="/etc/ssh/ssh_host_rsa_key", no_log=False),
-        time_sync=dict(type="bool", default=True),
-        ntp_server=dict(type="str", default="pool.ntp.org"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("password", "key_file")],
-                           supports_check_mode=True)
-    if not HAS_PARAMIKO:
-        module.fail_json(msg=missing_required_lib("paramiko"), exception=PARAMIKO_IMPORT_ERROR)
-    try:
-        result = TunnelInstaller(module.params, check_mode=module.check_mode).run()
-    except StageError as exc:
-        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    GATEWAY_TUNNEL.run(AnsibleModule(**GATEWAY_TUNNEL.module_arguments()))
 
 
 if __name__ == "__main__":

@@ -228,57 +228,13 @@ actions:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
-    HAS_PARAMIKO,
-    PARAMIKO_IMPORT_ERROR,
-)
-from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import Upgrader
+from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import MLINUX_UPGRADE
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str"),
-            address=dict(type="str", required=True),
-            port=dict(type="int", default=22),
-            bind_interface=dict(type="str"),
-            username=dict(type="str", default="mtadm"),
-            password=dict(type="str", no_log=True),
-            key_file=dict(type="path"),
-            allow_agent=dict(type="bool", default=False),
-            look_for_keys=dict(type="bool", default=False),
-            host_key=dict(type="str", no_log=False),
-            host_key_policy=dict(type="str", choices=["pin", "ignore"], default="pin"),
-            image=dict(type="path", required=True),
-            image_checksum=dict(type="str"),
-            product_type=dict(type="str"),
-            expected_version=dict(type="str", required=True),
-            remote_path=dict(type="str", default="/tmp/firmware.bin"),
-            cellular_fix=dict(type="bool", default=True),
-            mlinux_address=dict(type="str"),
-            mlinux_port=dict(type="int", default=22),
-            mlinux_bind_interface=dict(type="str"),
-            mlinux_username=dict(type="str", default="mtadm"),
-            mlinux_password=dict(type="str", no_log=True),
-            mlinux_key_file=dict(type="path"),
-            upload_retries=dict(type="int", default=3),
-            connect_timeout=dict(type="float", default=10),
-            down_timeout=dict(type="int", default=120),
-            flash_timeout=dict(type="int", default=900),
-        ),
-        required_one_of=[("password", "key_file")],
-        supports_check_mode=True,
-    )
-    if not HAS_PARAMIKO:
-        module.fail_json(msg=missing_required_lib("paramiko"), exception=PARAMIKO_IMPORT_ERROR)
-    try:
-        result = Upgrader(module.params, check_mode=module.check_mode).run()
-    except StageError as exc:
-        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
-    module.exit_json(**result)
+    MLINUX_UPGRADE.run(AnsibleModule(**MLINUX_UPGRADE.module_arguments()))
 
 
 if __name__ == "__main__":

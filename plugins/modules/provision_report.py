@@ -97,21 +97,12 @@ json:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lorawan.conduit.plugins.module_utils._report import Report
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._report import PROVISION_REPORT
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            outcomes=dict(type="dict", required=True),
-            states=dict(type="dict", default={}),
-            report_dir=dict(type="path"),
-            org_dir=dict(type="path"),
-            stopped=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    module.exit_json(**Report(module.params, check_mode=module.check_mode).run())
+    PROVISION_REPORT.run(AnsibleModule(**PROVISION_REPORT.module_arguments()))
 
 
 if __name__ == "__main__":

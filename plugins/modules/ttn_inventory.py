@@ -166,45 +166,12 @@ missing_org_vars:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import TTN_INVENTORY
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            inventory_dir=dict(type="path", required=True),
-            group=dict(type="str", default="test"),
-            hostname=dict(type="str"),
-            description=dict(type="str"),
-            latitude=dict(type="float"),
-            longitude=dict(type="float"),
-            altitude=dict(type="raw"),
-            eth0_type=dict(type="str", choices=["dhcp", "static", "manual"], default="dhcp"),
-            tunnel_port=dict(type="int", required=True),
-            keepalive_port=dict(type="int", required=True, no_log=False),
-            local_port=dict(type="int", default=22),
-            ansible_user=dict(type="str", default="root"),
-            jumphost_user=dict(type="str"),
-            installed_mlinux_version=dict(type="str"),
-            mlinux_version=dict(type="str"),
-            identity=dict(type="dict"),
-            ledger_dir=dict(type="path"),
-            backup=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = InventoryWriter(module.params, check_mode=module.check_mode, backup=module.backup_local).run()
-    except StageError as exc:
-        module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    diffs = result.pop("diff")
-    if module._diff:  # pylint: disable=protected-access
-        result["diff"] = diffs
-    module.exit_json(**result)
+    TTN_INVENTORY.run(AnsibleModule(**TTN_INVENTORY.module_arguments()))
 
 
 if __name__ == "__main__":
