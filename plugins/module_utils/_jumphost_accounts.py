@@ -364,8 +364,10 @@ class Jumphost:
 class Registrar(Jumphost):
     """``jumphost_register``: one gateway present or absent."""
 
-    def __init__(self, params, system, check_mode=False):
+    def __init__(self, params, system, check_mode=False, reserved=None):
         super(Registrar, self).__init__(params, system, check_mode)
+        # ports planned for other gateways of the same batch (in check mode nothing shows them on the system)
+        self.reserved = reserved if reserved is not None else set()
         self.gateway = params["gateway"]
         self.state = params["state"]
         self.actions = []
@@ -393,10 +395,13 @@ class Registrar(Jumphost):
 
     def run(self):
         if self.check_mode:
-            self._apply()
-        else:
-            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
-                self._apply()
+            return self.register()
+        with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
+            return self.register()
+
+    def register(self):
+        """The registration, for a caller that holds the lock (or runs in check mode)."""
+        self._apply()
         self.result.update(changed=bool(self.actions), actions=self.actions, malformed_lines=self.malformed)
         if self.diff is not None:
             self.result["diff"] = self.diff
@@ -441,7 +446,7 @@ class Registrar(Jumphost):
             return
         if account is None:
             uids = set(entry.uid for entry in self.system.accounts() if self.plan.low <= entry.uid <= self.plan.top)
-            port = self.plan.allocate(uids, self.system.listeners())
+            port = self.plan.allocate(uids | self.reserved, self.system.listeners())
             if port is None:
                 self._range_full()
             if self._act("create account %s with UID %d (its tunnel port)" % (self.gateway, port)):
@@ -498,7 +503,7 @@ class Registrar(Jumphost):
             for line in lines:
                 if line.is_key:
                     assigned.update(_listen_ports(line))
-            port = self.plan.allocate(assigned, self.system.listeners())
+            port = self.plan.allocate(assigned | self.reserved, self.system.listeners())
             if port is None:
                 self._range_full()
             keepalive = self.plan.keepalive(port)
@@ -563,6 +568,56 @@ class Registrar(Jumphost):
                 self.system.set_owner(target, account.uid, gid, mode)
 
 
+class BatchRegistrar(Jumphost):
+    """``jumphost_register`` with ``gateways``: every gateway of a batch under one lock, in one session.
+
+    What concerns the whole jumphost (organisation, port range, the lock) fails the batch; what concerns one
+    gateway (its name, its key, no port left for it) fails that gateway's entry only, the others go on."""
+
+    def __init__(self, params, system, check_mode=False):
+        super(BatchRegistrar, self).__init__(params, system, check_mode)
+        self.entries = params["gateways"]
+        names = [entry["gateway"] for entry in self.entries]
+        twice = sorted(set(name for name in names if names.count(name) > 1))
+        if twice:
+            raise StageError("gateways lists %s more than once: one entry a gateway" % ", ".join(twice), STAGE,
+                             gateways=twice)
+
+    def run(self):
+        if self.check_mode:
+            registrations = self._register_all()
+        else:
+            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
+                registrations = self._register_all()
+        failed = sorted(name for name, entry in registrations.items() if entry.get("failed"))
+        malformed, seen = [], set()
+        for entry in registrations.values():
+            for line in entry.get("malformed_lines", []):
+                if (line["path"], line["line"]) not in seen:
+                    seen.add((line["path"], line["line"]))
+                    malformed.append(line)
+        return {"changed": any(entry.get("changed") for entry in registrations.values()),
+                "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
+                "mode": self.mode}
+
+    def _register_all(self):
+        registrations, reserved = {}, set()
+        for entry in self.entries:
+            params = dict(self.params, gateway=entry["gateway"], host_key=entry.get("host_key"))
+            try:
+                if params["state"] == "present" and not params["host_key"]:
+                    raise StageError("%s: no host key given for it (gateways[].host_key)" % entry["gateway"],
+                                     STAGE, gateway=entry["gateway"])
+                result = Registrar(params, self.system, self.check_mode, reserved=reserved).register()
+            except StageError as exc:
+                result = dict(exc.context, gateway=entry["gateway"], changed=False, failed=True, msg=exc.message)
+            else:
+                if result["port"] is not None:
+                    reserved.add(result["port"])
+            registrations[entry["gateway"]] = result
+        return registrations
+
+
 class TunnelLister(Jumphost):
     """``jumphost_tunnels``: every registered gateway and whether its tunnel listens right now."""
 
@@ -573,6 +628,8 @@ class TunnelLister(Jumphost):
         timeout = self.params.get("wait_timeout") or 0
         if timeout and not wanted:
             raise StageError("wait_timeout needs the gateways to wait for (option gateways)", STAGE)
+        if self.check_mode:
+            timeout = 0  # check mode started no tunnel: there is nothing to wait for
         deadline = time.time() + timeout
         while True:
             result = self._listing(wanted)

@@ -26,6 +26,10 @@ description:
     port something already listens on is skipped.
   - Lines of C(authorized_keys) that do not parse are kept untouched and reported in RV(malformed_lines).
   - O(state=absent) removes the gateway (its account, or its line), ends its tunnel and frees its port.
+  - With O(gateways), registers a whole batch in one session under one lock (what provisioning does). Then the
+    module fails only for what concerns the jumphost as a whole (organisation, port range, lock); a refusal that
+    concerns one gateway (its name, its key, no port left) is that gateway's entry in RV(registrations), named in
+    RV(failed_gateways), and the other gateways are registered.
 author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
@@ -45,13 +49,27 @@ options:
     description:
       - The gateway's name (its hostname, for example V(ttn-nyc-00-08-00-4a-26-f1)). In V(per_gateway) mode also the
         account name, so at most 32 characters.
+      - One of O(gateway) and O(gateways) is required.
     type: str
-    required: true
   host_key:
     description:
       - The gateway's SSH host public key, the key its tunnel logs in with (C(/etc/ssh/ssh_host_rsa_key.pub)).
-      - Required with O(state=present).
+      - Required with O(state=present) and O(gateway).
     type: str
+  gateways:
+    description:
+      - A batch of gateways, registered (or removed, with O(state=absent)) one after the other under one lock.
+      - Each gateway at most once.
+    type: list
+    elements: dict
+    suboptions:
+      gateway:
+        description: The gateway's name, as for O(gateway).
+        type: str
+        required: true
+      host_key:
+        description: Its SSH host public key, as for O(host_key); required with O(state=present).
+        type: str
   state:
     description: Whether the gateway is registered.
     type: str
@@ -89,6 +107,15 @@ EXAMPLES = r"""
   delegate_to: jumphost
   become: true
 
+- name: Register every gateway of the play in one session (run once, for the whole batch)
+  lorawan.conduit.jumphost_register:
+    gateways: "{{ ansible_play_hosts | map('extract', hostvars) | map(attribute='registration_entry') }}"
+    organisation: ttn-nyc
+  delegate_to: jumphost
+  become: true
+  run_once: true
+  register: registrations
+
 - name: Retire a gateway and free its port
   lorawan.conduit.jumphost_register:
     gateway: ttn-nyc-00-08-00-4a-26-f1
@@ -99,9 +126,34 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+registrations:
+  description:
+    - With O(gateways), each gateway's result by name, with the keys the module returns for O(gateway) (RV(port),
+      RV(user), RV(keepalive_port), ...) and RV(registrations.changed).
+    - A gateway that was refused has RV(registrations.failed) and RV(registrations.msg) instead.
+  returned: with O(gateways)
+  type: dict
+  sample:
+    ttn-nyc-00-08-00-4a-26-f1: {changed: true, port: 20075, keepalive_port: 40150, user: ttn-nyc-00-08-00-4a-26-f1}
+  contains:
+    changed:
+      description: Whether this gateway's registration changed.
+      type: bool
+    failed:
+      description: Whether this gateway was refused.
+      type: bool
+    msg:
+      description: Why it was refused, in words.
+      type: str
+failed_gateways:
+  description: With O(gateways), the gateways that were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
+  sample: []
 gateway:
   description: The gateway.
-  returned: always
+  returned: with O(gateway)
   type: str
   sample: ttn-nyc-00-08-00-4a-26-f1
 mode:
@@ -112,41 +164,41 @@ mode:
 user:
   description:
     - The account the gateway's tunnel logs in as (C(ssh_tunnel_gateway_user_on_jumphost) in ttn-multitech-cm).
-  returned: always
+  returned: with O(gateway)
   type: str
   sample: ttn-nyc-00-08-00-4a-26-f1
 port:
   description: The tunnel port on the jumphost (C(ssh_tunnel_remote_port)); in check mode the one that would be taken.
-  returned: always
+  returned: with O(gateway)
   type: int
   sample: 20075
 keepalive_port:
   description: The keepalive base port (C(ssh_tunnel_keepalive_base_port)).
-  returned: when O(state=present)
+  returned: with O(gateway) and O(state=present)
   type: int
   sample: 40150
 key_fingerprint:
   description: SHA256 fingerprint of the registered key.
-  returned: when O(state=present)
+  returned: with O(gateway) and O(state=present)
   type: str
   sample: SHA256:djODNr9O005mFSOXR2f5LRwgG5qwAxKikmbzH+D0bqM
 authorized_keys:
   description: The key file that holds the gateway's line.
-  returned: always
+  returned: with O(gateway)
   type: str
   sample: /home/ttn-nyc-00-08-00-4a-26-f1/.ssh/authorized_keys
 rekeyed:
   description: Whether a different key stood for the gateway and was replaced (a re-flashed unit); the port is kept.
-  returned: always
+  returned: with O(gateway)
   type: bool
 previous_key_fingerprint:
   description: Fingerprint of the key that was replaced.
-  returned: always
+  returned: with O(gateway)
   type: str
   sample: null
 actions:
   description: What was done, or in check mode what would be done.
-  returned: always
+  returned: with O(gateway)
   type: list
   elements: str
   sample: ["create account ttn-nyc-00-08-00-4a-26-f1 with UID 20075 (its tunnel port)"]
@@ -170,6 +222,7 @@ malformed_lines:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import (
+    BatchRegistrar,
     JumphostSystem,
     Registrar,
     jumphost_argument_spec,
@@ -179,17 +232,24 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
 def main():
     argument_spec = jumphost_argument_spec()
     argument_spec.update(
-        gateway=dict(type="str", required=True),
+        gateway=dict(type="str"),
         host_key=dict(type="str", no_log=False),
+        gateways=dict(type="list", elements="dict", options=dict(
+            gateway=dict(type="str", required=True),
+            host_key=dict(type="str", no_log=False),
+        )),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         lock_file=dict(type="path", default="/run/lock/lorawan-conduit-jumphost.lock"),
         lock_timeout=dict(type="int", default=120),
     )
-    module = AnsibleModule(argument_spec=argument_spec, required_if=[("state", "present", ["host_key"])],
+    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("gateway", "gateways")],
+                           mutually_exclusive=[("gateway", "gateways"), ("host_key", "gateways")],
+                           required_if=[("state", "present", ["host_key", "gateways"], True)],
                            supports_check_mode=True)
     system = JumphostSystem(module.run_command)
+    registrar = BatchRegistrar if module.params["gateways"] is not None else Registrar
     try:
-        result = Registrar(module.params, system, check_mode=module.check_mode).run()
+        result = registrar(module.params, system, check_mode=module.check_mode).run()
     except StageError as exc:
         module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
     for line in result["malformed_lines"]:
@@ -197,6 +257,8 @@ def main():
                     % (line["path"], line["line"], line["reason"]))
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
+        for entry in result.get("registrations", {}).values():
+            entry.pop("diff", None)
     module.exit_json(**result)
 
 

@@ -29,7 +29,8 @@ options:
   wait_timeout:
     description:
       - Seconds to wait until every gateway in O(gateways) has its tunnel listening; the module fails, naming the
-        gateways whose tunnel is not up, when they do not within that time. V(0) reports at once.
+        gateways whose tunnel is not up (RV(not_listening)), when they do not within that time. V(0) reports at
+        once, and so does check mode (nothing was started that could come up).
     type: int
     default: 0
 seealso:
@@ -99,6 +100,12 @@ missing:
   returned: always
   type: list
   elements: str
+not_listening:
+  description: When O(wait_timeout) ran out, the gateways whose tunnel does not listen or that are not registered.
+  returned: on failure, after the wait
+  type: list
+  elements: str
+  sample: [ttn-nyc-00-08-00-4a-26-f1]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -115,7 +122,7 @@ def main():
     argument_spec.update(gateways=dict(type="list", elements="str"), wait_timeout=dict(type="int", default=0))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        result = TunnelLister(module.params, JumphostSystem(module.run_command)).run()
+        result = TunnelLister(module.params, JumphostSystem(module.run_command), check_mode=module.check_mode).run()
     except StageError as exc:
         module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
     module.exit_json(**result)
