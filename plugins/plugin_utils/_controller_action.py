@@ -18,6 +18,7 @@ import traceback
 
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
 
@@ -35,7 +36,8 @@ class ControllerModule:
     ``args`` are checked against the same argument spec as in ``AnsibleModule`` (types, defaults, choices,
     ``required_one_of``, unknown options); the values of ``no_log`` options are masked in whatever it returns."""
 
-    def __init__(self, args, argument_spec, check_mode=False, diff=False, supports_check_mode=True, **constraints):
+    def __init__(self, args, argument_spec, check_mode=False, diff=False, name="module", supports_check_mode=True,
+                 **constraints):
         del supports_check_mode  # every stage module supports it; AnsibleModule takes it, the validator does not
         self.check_mode = check_mode
         self._diff = diff
@@ -44,7 +46,10 @@ class ControllerModule:
         self.no_log_values = validation._no_log_values  # pylint: disable=protected-access
         self.params = validation.validated_parameters
         if validation.error_messages:
-            self.fail_json(msg=validation.errors.msg)
+            message = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):  # worded as AnsibleModule words it
+                message = "Unsupported parameters for (%s) module: %s" % (name, message)
+            self.fail_json(msg=message)
 
     def warn(self, warning):
         self.warnings.append(warning)
@@ -91,7 +96,7 @@ class ControllerAction(ActionBase):
         args = json.loads(json.dumps(self._task.args, default=str))
         try:
             module = ControllerModule(args, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
-                                      **self.stage_module.module_arguments())
+                                      name=self._task.action, **self.stage_module.module_arguments())
         except _ModuleDone as refused:
             result.update(refused.result)
             return result

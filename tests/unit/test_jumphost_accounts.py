@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import (
     Account,
+    BatchRegistrar,
     JumphostSystem,
     PortPlan,
     Registrar,
@@ -228,3 +229,45 @@ def test_an_existing_account_outside_the_group_is_never_taken_over(tmp_path, ed2
         Registrar(_params(host_key=ed25519.text()), system).run()
     assert "is not a gateway account of group ttn-nyc-gateways" in caught.value.message
     assert caught.value.message.startswith("ttn-nyc-00-08-00-4a-26-f1: ")
+
+
+def _batch_params(entries, **overrides):
+    params = _params(gateways=entries, **overrides)
+    del params["gateway"], params["host_key"]
+    return params
+
+
+@pytest.mark.parametrize("mode", ["per_gateway", "shared"])
+def test_a_batch_in_check_mode_plans_a_port_for_each_gateway(tmp_path, mode):
+    keys = [_key(tmp_path, "gw-%d" % index) for index in range(3)]
+    system = FakeJumphost(str(tmp_path / "homes"))
+    entries = [{"gateway": "gw-%d" % index, "host_key": key} for index, key in enumerate(keys)]
+    planned = BatchRegistrar(_batch_params(entries, account_mode=mode), system, check_mode=True).run()
+    assert system.commands == []
+    assert [planned["registrations"]["gw-%d" % index]["port"] for index in range(3)] == [20000, 20001, 20002]
+    done = BatchRegistrar(_batch_params(entries, account_mode=mode), system).run()
+    assert done["changed"] and done["failed_gateways"] == []
+    assert [done["registrations"]["gw-%d" % index]["port"] for index in range(3)] == [20000, 20001, 20002]
+    again = BatchRegistrar(_batch_params(entries, account_mode=mode), system).run()
+    assert not again["changed"] and not any(entry["changed"] for entry in again["registrations"].values())
+
+
+def test_a_refused_gateway_fails_alone_and_the_rest_of_the_batch_registers(tmp_path, ed25519):
+    other = _key(tmp_path, "other")
+    system = FakeJumphost(str(tmp_path / "homes"))
+    entries = [{"gateway": "gw-a", "host_key": ed25519.text()}, {"gateway": "gw-b", "host_key": "ssh-rsa not-a-key"},
+               {"gateway": "gw-c", "host_key": None}, {"gateway": "gw-d", "host_key": other}]
+    result = BatchRegistrar(_batch_params(entries), system).run()
+    assert result["failed_gateways"] == ["gw-b", "gw-c"]
+    refused = result["registrations"]["gw-b"]
+    assert refused["failed"] and refused["msg"].startswith("gw-b: host_key is not an OpenSSH public key")
+    assert result["registrations"]["gw-c"]["msg"] == "gw-c: no host key given for it (gateways[].host_key)"
+    assert result["registrations"]["gw-a"]["port"] == 20000 and result["registrations"]["gw-d"]["port"] == 20001
+    assert sorted(system.users) == ["gw-a", "gw-d"]
+
+
+def test_a_batch_names_each_gateway_once(tmp_path, ed25519):
+    entries = [{"gateway": "gw-a", "host_key": ed25519.text()}] * 2
+    with pytest.raises(StageError) as caught:
+        BatchRegistrar(_batch_params(entries), FakeJumphost(str(tmp_path)))
+    assert caught.value.message == "gateways lists gw-a more than once: one entry a gateway"

@@ -1,0 +1,67 @@
+"""ControllerModule: the module body's view of its options and results when it runs inside the worker. The real
+path (ansible-playbook, in the worker and shipped with become) is tests/integration/targets/controller_action."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.plugin_utils._controller_action import (
+    ControllerModule,
+    _ModuleDone,
+)
+
+
+class _Stage:
+    """Echoes its options; fails with the password in the message when told to."""
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+
+    def run(self):
+        if self.params["fail"]:
+            raise StageError("gw-1: the unit refused %s" % self.params["password"], "commission", gateway="gw-1")
+        return {"changed": not self.check_mode, "port": self.params["port"], "echo": self.params["password"],
+                "warnings": ["clock is off by %s" % self.params["password"]], "diff": {"before": "", "after": "x"}}
+
+
+ECHO = StageModule(_Stage, dict(port=dict(type="int", default=22), password=dict(type="str", no_log=True),
+                                key_file=dict(type="path"), fail=dict(type="bool", default=False)),
+                   required_one_of=[("password", "key_file")])
+
+
+def _run(args, check_mode=False, diff=False):
+    with pytest.raises(_ModuleDone) as done:
+        ECHO.run(ControllerModule(args, check_mode=check_mode, diff=diff, **ECHO.module_arguments()))
+    return done.value.result
+
+
+def test_options_are_converted_and_defaulted_as_ansible_module_does():
+    result = _run({"port": "2222", "password": "Tr1cky#pass"})
+    assert result["port"] == 2222 and result["changed"] is True
+
+
+def test_no_log_values_are_masked_in_results_messages_and_warnings():
+    result = _run({"password": "Tr1cky#pass"})
+    assert result["echo"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" and result["warnings"] == ["clock is off by ********"]
+    failed = _run({"password": "Tr1cky#pass", "fail": True})
+    assert failed["failed"] and failed["msg"] == "gw-1: the unit refused ********" and failed["stage"] == "commission"
+
+
+def test_diff_is_returned_in_diff_mode_only_and_check_mode_reaches_the_stage():
+    assert "diff" not in _run({"password": "x1"})
+    planned = _run({"password": "x1"}, check_mode=True, diff=True)
+    assert planned["diff"] == {"before": "", "after": "x"} and planned["changed"] is False
+
+
+@pytest.mark.parametrize("args,words", [
+    ({"port": "twenty-two", "password": "x1"}, "port"),
+    ({"password": "x1", "colour": "red"}, "colour"),
+    ({}, "one of the following is required: password, key_file"),
+])
+def test_bad_options_are_refused_before_the_stage_runs(args, words):
+    with pytest.raises(_ModuleDone) as done:
+        ControllerModule(args, **ECHO.module_arguments())
+    assert done.value.result["failed"] and words in done.value.result["msg"]
