@@ -22,6 +22,7 @@ import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
     PARAMIKO_REQUIREMENT,
+    device_ssh_argument_spec,
     DeviceAuthError,
     DeviceSession,
     DeviceSSHError,
@@ -295,18 +296,11 @@ class Upgrader:
         return self.result
 
 
-MLINUX_UPGRADE = StageModule(
-    Upgrader,
-    dict(
+def _mlinux_upgrade_options():
+    # the connection options are those of every device module; here they reach the unit before the flash
+    spec = device_ssh_argument_spec()
+    spec.update(
         name=dict(type="str"),
-        address=dict(type="str", required=True),
-        port=dict(type="int", default=22),
-        bind_interface=dict(type="str"),
-        username=dict(type="str", default="mtadm"),
-        password=dict(type="str", no_log=True),
-        key_file=dict(type="path"),
-        allow_agent=dict(type="bool", default=False),
-        look_for_keys=dict(type="bool", default=False),
         host_key=dict(type="str", no_log=False),
         host_key_policy=dict(type="str", choices=["pin", "ignore"], default="pin"),
         image=dict(type="path", required=True),
@@ -322,10 +316,11 @@ MLINUX_UPGRADE = StageModule(
         mlinux_password=dict(type="str", no_log=True),
         mlinux_key_file=dict(type="path"),
         upload_retries=dict(type="int", default=3),
-        connect_timeout=dict(type="float", default=10),
         down_timeout=dict(type="int", default=120),
         flash_timeout=dict(type="int", default=900),
-    ),
-    requirements=[PARAMIKO_REQUIREMENT],
-    required_one_of=[("password", "key_file")],
-)
+    )
+    return spec
+
+
+MLINUX_UPGRADE = StageModule(Upgrader, _mlinux_upgrade_options(), requirements=[PARAMIKO_REQUIREMENT],
+                             required_one_of=[("password", "key_file")])
