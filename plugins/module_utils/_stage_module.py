@@ -19,7 +19,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._errors import Sta
 
 
 class StageModule:
-    """``stage(params, check_mode=..., **stage_options).run()`` behind the module's options.
+    """``stage(params, check_mode=...).run()`` behind the module's options.
 
     ``requirements``: ``(library, present, import_error)`` triples checked before the stage runs;
     ``module_kwargs``: the other keyword arguments of ``AnsibleModule`` (``required_one_of``, ...)."""

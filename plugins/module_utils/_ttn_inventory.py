@@ -250,9 +250,13 @@ class HostsFile:
 
 
 def backup_copy(path):
-    """``<path>.<pid>.<local time>~`` beside the file, with its mode and times (named as Ansible names backups)."""
+    """``<path>.<pid>.<local time>~`` beside the file, with its mode, times and owner (named as Ansible names
+    backups): the operator's file stays the operator's when the controller runs as root."""
     target = "%s.%d.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
     shutil.copy2(path, target)
+    source = os.stat(path)
+    if os.stat(target)[4:6] != source[4:6]:
+        os.chown(target, source.st_uid, source.st_gid)
     return target
 
 

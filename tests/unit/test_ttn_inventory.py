@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, HostVarsEditor
+from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import (
+    HostsFile,
+    HostVarsEditor,
+    backup_copy,
+)
 
 OPERATOR = """\
 ---
@@ -102,3 +108,15 @@ def test_missing_org_wide_variables_are_named_with_their_file(tmp_path):
     assert any(str(inventory / "group_vars" / "conduits.yml") in warning and "ttn_user" in warning
                for warning in result["warnings"])
     assert any("catalog does not exist" in warning for warning in result["warnings"])
+
+
+def test_a_backup_keeps_the_operators_owner_mode_and_content(tmp_path):
+    original = tmp_path / "gw.yml"
+    original.write_text("hostname: gw  # mine\n")
+    os.chmod(original, 0o640)
+    os.chown(original, 4242, 4343)  # the operator's, while the controller runs as root
+    backup = backup_copy(str(original))
+    seen = os.stat(backup)
+    assert backup.startswith(str(original) + ".%d." % os.getpid()) and backup.endswith("~")
+    assert (seen.st_uid, seen.st_gid, seen.st_mode & 0o777) == (4242, 4343, 0o640)
+    assert open(backup).read() == "hostname: gw  # mine\n"
