@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
+import ssl
 import traceback
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import (
@@ -61,12 +62,30 @@ class MPowerCommissioningError(MPowerError):
     """The commissioning dialogue refused an answer (e.g. the password rules)."""
 
 
+_UNVERIFIED_CONTEXT = []
+
+
+def _unverified_context():
+    """One TLS client context per process for the connections checked by fingerprint or not at all.
+
+    Without a context of its own urllib3 makes one per connection and loads the system's CA bundle into it
+    (~20 ms of CPU each time), for a connection that never looks at a CA: a commissioning makes several
+    connections (the unit reboots in between), and a bench of thirty makes them all at once."""
+    if not _UNVERIFIED_CONTEXT:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        _UNVERIFIED_CONTEXT.append(context)
+    return _UNVERIFIED_CONTEXT[0]
+
+
 class _BoundAdapter(HTTPAdapter):
     """Connections bound to one NIC, optionally pinned to one certificate."""
 
-    def __init__(self, interface=None, fingerprint=None):
+    def __init__(self, interface=None, fingerprint=None, verify=False):
         self._interface = interface
         self._fingerprint = fingerprint
+        self._verify = verify
         super(_BoundAdapter, self).__init__(max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs):
@@ -75,6 +94,8 @@ class _BoundAdapter(HTTPAdapter):
                 interface_socket_options(self._interface)
         if self._fingerprint:
             kwargs["assert_fingerprint"] = self._fingerprint
+        if not self._verify:
+            kwargs["ssl_context"] = _unverified_context()
         super(_BoundAdapter, self).init_poolmanager(*args, **kwargs)
 
 
@@ -94,7 +115,7 @@ class MPowerClient:
         self.token = None
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies, no CA bundle from the environment
-        self.session.mount("https://", _BoundAdapter(interface, self.fingerprint))
+        self.session.mount("https://", _BoundAdapter(interface, self.fingerprint, bool(self.verify)))
         if not self.verify:
             urllib3.disable_warnings(InsecureRequestWarning)
 

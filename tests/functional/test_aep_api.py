@@ -93,3 +93,23 @@ def test_sockets_bound_to_an_interface(units):
         device["tls_fingerprint_sha256"]
     with pytest.raises(MPowerUnreachable):
         client_for(device, interface="no-such-nic0", timeout=2).is_commissioned()
+
+
+def test_new_connections_do_not_load_the_ca_bundle_unless_they_verify(units, monkeypatch):
+    """The CA bundle costs ~20 ms of CPU per load: connections that are pinned or unchecked never load it (one
+    context per process); the pinned one still refuses a mismatch and one that checks certificates still checks."""
+    import ssl
+    loads = []
+    real_load = ssl.SSLContext.load_default_certs
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs",
+                        lambda self, *args: (loads.append(1), real_load(self, *args))[1])
+    device = units.device("aep-01")
+    fingerprint = device["tls_fingerprint_sha256"]
+    for _connection in range(3):  # a new client each time: a new connection each time, as after a reboot
+        assert client_for(device, fingerprint=fingerprint).is_commissioned() is False
+        assert client_for(device).is_commissioned() is False
+    assert loads == []
+    with pytest.raises(MPowerUnreachable, match="fingerprint does not match"):
+        client_for(device, fingerprint="00" * 32).is_commissioned()
+    with pytest.raises(MPowerUnreachable, match="TLS error"):
+        client_for(device, validate_certs=True).is_commissioned()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, load_mapping
-from tests.utils.sim import collections_root, wait_until, write_provisioning
+from tests.utils.sim import collections_root, latest_report, wait_until, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 
@@ -40,11 +39,6 @@ def _failures(done: subprocess.CompletedProcess) -> str:
 
 def _recap(stdout: str) -> dict[str, str]:
     return {line.split()[0]: line for line in stdout.splitlines() if line.startswith("ttn-")}
-
-
-def _latest_report(provisioning: str) -> dict:
-    with open(sorted(glob.glob(os.path.join(provisioning, "reports", "*.json")))[-1]) as handle:
-        return json.load(handle)
 
 
 def _name(device: dict) -> str:
@@ -86,7 +80,7 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
 
     first = _provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=15")
     assert first.returncode == 0, _failures(first)
-    report = _latest_report(provisioning)
+    report = latest_report(provisioning)
     stuck = _name(sim.device("aep-08"))
     assert report["failed"] == [stuck]
     assert sorted(report["ready"]) == sorted(_name(d) for d in sim.devices if d["name"] != "aep-08")
@@ -112,7 +106,7 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     second = _provision(provisioning, "-e", "provision_hosts=new_gateways:provisioned")
     assert second.returncode == 0, second.stdout[-3000:]
     recap = _recap(second.stdout)
-    assert sorted(_latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
+    assert sorted(latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
     assert "changed=0" not in recap[stuck]
     assert all("changed=0" in line for name, line in recap.items() if name != stuck), recap
 
@@ -134,7 +128,7 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
         sim.wait_state(device["name"], "mlinux", timeout=60)
     again = _provision(provisioning, "-l", "new_gateways")
     assert again.returncode == 0, again.stdout[-3000:]
-    assert sorted(_latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
+    assert sorted(latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
     written = glob.glob(os.path.join(provisioning, "ledger", "*")) + \
         glob.glob(os.path.join(workdir, "org", "inventory", "host_vars", "*.yml"))
     assert len(written) == 6
@@ -153,7 +147,7 @@ def test_a_bad_batch_stops_and_says_why(sim_factory, tmp_path):
     done = _provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=5",
                       "-e", "provision_max_fail_percentage=50")
     assert done.returncode == 0, _failures(done)
-    report = _latest_report(provisioning)
+    report = latest_report(provisioning)
     assert report["stopped"].split() == ("batch stopped after the upgrade stage: 2 of 3 gateways failed "
                                          "(more than 50%)").split()
     healthy = report["gateways"][_name(sim.device("aep-03"))]["stages"]

@@ -89,10 +89,10 @@ def test_root_password_login_and_too_many_auth_failures(fleet):
     transport.close()
 
 
-def _install_tunnel(fleet, name, port, keepalive, provisioning_pub):
+def _install_tunnel(fleet, name, port, keepalive, provisioning_pub, user=None):
     device = fleet.device(name)
     jump = fleet.jumphost
-    user = f"gw-{name}"
+    user = user or f"gw-{name}"
     key = " ".join(device["host_key"].split()[:2])
     restrictions = format_options(tunnel_key_options(port, keepalive))
     fleet.jumphost_run(f"useradd --password '*' --create-home --shell /usr/sbin/nologin {user} && "
@@ -119,7 +119,7 @@ def _install_tunnel(fleet, name, port, keepalive, provisioning_pub):
              "chmod 755 /var/config/init.d/ssh_tunnel")
         root("ln -sf /var/config/ssh_tunnel.default /etc/default/ssh_tunnel && "
              "ln -sf /var/config/init.d/ssh_tunnel /etc/init.d/ssh_tunnel")
-        root("update-rc.d ssh_tunnel defaults 95 30 && /etc/init.d/ssh_tunnel start")
+        root("update-rc.d ssh_tunnel defaults 95 30 && /etc/init.d/ssh_tunnel restart")
     finally:
         client.close()
 
@@ -187,3 +187,39 @@ def test_tunnel_refused_port_is_reported(fleet, tmp_path):
         return status if status.startswith("error") else None
     status = wait_until(tunnel_error, 30, "tunnel error")
     assert f"remote port forwarding failed for listen port {other}" in status
+
+
+def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
+    """A socket on the jumphost that happens to use the keepalive port (the keepalive ports 40000+ lie inside
+    Linux's ephemeral range, so any outgoing connection may take one) breaks autossh's monitor loop, not the
+    tunnel: ssh keeps its -R port, as OpenSSH does without ExitOnForwardFailure, and autossh restarts ssh at its
+    next poll, which brings the loop back once the port is free."""
+    import socket
+    port, keepalive = free_port("127.0.0.1"), free_port("127.0.0.1")
+    server = socket.create_server(("127.0.0.1", 0))
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", keepalive))  # the local end of a connection, as an ephemeral port would be
+    holder.connect(server.getsockname())
+    since = len(fleet.events("mlinux-01"))
+    _install_tunnel(fleet, "mlinux-01", port, keepalive, "", user="gw-mlinux-01-held")
+
+    def tunnel_events():  # those of the tunnel started here (an earlier test's may still be retrying)
+        events = [event for event in fleet.events("mlinux-01", since) if event["kind"].startswith("tunnel-")]
+        starts = [index for index, event in enumerate(events) if event["kind"] == "tunnel-start"]
+        return events[starts[-1]:] if starts else []
+    try:
+        wait_until(lambda: any(event["kind"] == "tunnel-error" for event in tunnel_events()), 30,
+                   "the monitor loop failing")
+        kinds = [event["kind"] for event in tunnel_events()]
+        assert kinds[kinds.index("tunnel-error") - 1] == "tunnel-up", tunnel_events()
+        assert str(keepalive) in next(event for event in tunnel_events() if event["kind"] == "tunnel-error")["error"]
+        assert fleet.jumphost_run(f"ss -Hltn 'sport = :{port}'").stdout.strip(), "the tunnel port must listen"
+    finally:
+        holder.close()
+        server.close()
+
+    def restarted():
+        kinds = [event["kind"] for event in tunnel_events()]
+        return "tunnel-down" in kinds and kinds[-1] == "tunnel-up"
+    wait_until(restarted, 30, "autossh restarting ssh once the keepalive port is free")
+    assert fleet.jumphost_run(f"ss -Hltn 'sport = :{keepalive}'").stdout.strip(), "the monitor loop is back"

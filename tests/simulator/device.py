@@ -529,12 +529,18 @@ class Device:
         blocked = (flash_pending and self.firmware == "aep" and self.product.cellular
                    and self._cellular_check_active())
         if flash_pending and not blocked:
+            # the new host key is made while the flash runs, in a thread: thirty of them at the end of the flash
+            # would hold up every unit of the simulator at the moment they all boot
+            new_key = None
+            if not self.knobs.keep_host_keys or not self.host_key:
+                new_key = asyncio.ensure_future(asyncio.to_thread(keys.new_rsa_host_key,
+                                                                  f"root@{self.product.product_type}"))
             await asyncio.sleep(self.knobs.flash_time)
             if self.knobs.never_return:
                 self.log("never-return", detail="device did not come back from the flash")
                 await self.fault_cleared.wait()
                 self.log("fault-cleared")
-            await self._become_mlinux()
+            await self._become_mlinux(new_key)
         else:
             if blocked:
                 self.log("flash-skipped", reason="umountfs hardware check refused the flash on a cellular unit")
@@ -553,10 +559,11 @@ class Device:
             return False
         return any(re.match(rf"\s*{UMOUNTFS_CELLULAR_CHECK}\b", line) for line in text.splitlines())
 
-    async def _become_mlinux(self) -> None:
+    async def _become_mlinux(self, new_key: asyncio.Future | None) -> None:
         self.mlinux_version = self.last_flash.get("version", DEFAULT_MLINUX_VERSION)
-        if not self.knobs.keep_host_keys or not self.host_key:
-            await asyncio.to_thread(self._new_host_key, f"root@{self.product.product_type}")
+        if new_key is not None:
+            private, public = await new_key
+            self.host_key, self.host_key_pub = private, public.decode().strip()
         self.firmware = "mlinux"
         self.mpower = MPowerState()
         self._build_mlinux_rootfs(keep=True)

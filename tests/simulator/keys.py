@@ -46,10 +46,27 @@ def server_ssl_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     return context
 
 
+_PARSED_KEYS: dict[bytes, asyncssh.SSHKey] = {}
+
+
 def new_rsa_host_key(comment: str) -> tuple[bytes, bytes]:
     """An RSA 2048 host key as (OpenSSH private key, public key line)."""
     key = asyncssh.generate_private_key("ssh-rsa", comment=comment, key_size=2048)
-    return key.export_private_key("openssh"), key.export_public_key("openssh")
+    private = key.export_private_key("openssh")
+    _PARSED_KEYS[private] = key
+    return private, key.export_public_key("openssh")
+
+
+def private_key(data: bytes) -> asyncssh.SSHKey:
+    """A private key from its file's bytes, parsed at most once per simulator.
+
+    Every boot serves the host key and every tunnel start loads its identity; asyncssh's import checks an RSA key
+    each time (~40 ms of CPU), which on a bench of thirty units holds up the event loop they all share. The keys
+    are the simulator's own (made by new_rsa_host_key, or copied by a test from a device): nothing to check."""
+    key = _PARSED_KEYS.get(data)
+    if key is None:
+        key = _PARSED_KEYS[data] = asyncssh.import_private_key(data, unsafe_skip_rsa_key_validation=True)
+    return key
 
 
 def fingerprint(public_line: str) -> str:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from .device import Device
 
 MAX_AUTH_TRIES = 6
+# autossh tests its monitor loop every AUTOSSH_POLL seconds (600 by default); shorter here, so that a run sees the
+# restart that follows a failed loop
+AUTOSSH_POLL_S = 10.0
 DEVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -252,7 +255,7 @@ class DeviceServices:
         device = self.device
         if not device.host_key:
             device._new_host_key(f"admin@{device.product.product_type}")  # pylint: disable=protected-access
-        return asyncssh.import_private_key(device.host_key)
+        return keys.private_key(device.host_key)
 
     async def stop(self, reason: str) -> None:
         await self.tunnel_stop()
@@ -437,7 +440,7 @@ class DeviceServices:
                 if not candidate:
                     continue
                 try:
-                    keys_found.append(asyncssh.import_private_key(self.device.fs.read_bytes(candidate)))
+                    keys_found.append(keys.private_key(self.device.fs.read_bytes(candidate)))
                     break
                 except (VfsError, asyncssh.KeyImportError):
                     continue
@@ -467,11 +470,21 @@ class DeviceServices:
                                               connect_timeout=10, preferred_auth="publickey")
                 self._tunnel_conn = conn
                 await conn.forward_remote_port("localhost", plan["remote_port"], device.address, local_port)
-                if plan["monitor"]:
-                    await self._monitor_loop(conn, plan["monitor"], local_port)
+                monitor_error = await self._monitor_loop(conn, plan["monitor"], local_port) \
+                    if plan["monitor"] else None
                 device.tunnel_status = "up"
                 device.log("tunnel-up", remote_port=plan["remote_port"])
                 delay = 0.2
+                if monitor_error:
+                    # ssh without ExitOnForwardFailure keeps the session and its -R port; autossh restarts ssh
+                    # when its next test of the monitor loop fails
+                    device.log("tunnel-error", error=monitor_error)
+                    try:
+                        await asyncio.wait_for(conn.wait_closed(), AUTOSSH_POLL_S)
+                    except asyncio.TimeoutError:
+                        conn.abort()
+                        device.log("tunnel-down", reason="autossh restarts ssh: monitor loop failed")
+                        continue
                 await conn.wait_closed()
                 device.tunnel_status = "connecting"
                 device.log("tunnel-down")
@@ -491,18 +504,23 @@ class DeviceServices:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _monitor_loop(self, conn: asyncssh.SSHClientConnection, monitor: int, local_port: int) -> None:
+    async def _monitor_loop(self, conn: asyncssh.SSHClientConnection, monitor: int, local_port: int) -> str | None:
         """autossh ``-M p``: ``-R p`` back to the gateway and ``-L p:127.0.0.1:p`` to the jumphost, then test
-        data around the loop. A jumphost that refuses either leg makes autossh restart ssh over and over."""
-        await conn.forward_remote_port("localhost", monitor, self.device.address, local_port)
+        data around the loop; what went wrong, or None. A jumphost that refuses either leg (say another socket
+        holds port p there) makes autossh restart ssh at every poll."""
+        try:
+            await conn.forward_remote_port("localhost", monitor, self.device.address, local_port)
+        except asyncssh.ChannelListenError:
+            return f"remote port forwarding failed for listen port {monitor}"
         try:
             reader, writer = await asyncio.wait_for(conn.open_connection("127.0.0.1", monitor), 10)
             banner = await asyncio.wait_for(reader.readline(), 10)
             writer.close()
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-            raise OSError(f"autossh monitor loop on port {monitor} failed: {exc}") from exc
+            return f"autossh monitor loop on port {monitor} failed: {exc}"
         if not banner.startswith(b"SSH-"):
-            raise OSError(f"autossh monitor loop on port {monitor} returned {banner[:40]!r}")
+            return f"autossh monitor loop on port {monitor} returned {banner[:40]!r}"
+        return None
 
     async def tunnel_stop(self) -> None:
         self.tunnel_running = False

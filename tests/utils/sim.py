@@ -299,6 +299,13 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
     return provisioning
 
 
+def latest_report(provisioning: str) -> dict[str, Any]:
+    """The JSON report of the last provision run over ``provisioning``."""
+    reports = sorted(name for name in os.listdir(os.path.join(provisioning, "reports")) if name.endswith(".json"))
+    with open(os.path.join(provisioning, "reports", reports[-1])) as handle:
+        return json.load(handle)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``start``/``stop`` a detached simulator in a work folder, or ``run`` a command beside one."""
     import argparse
