@@ -173,6 +173,23 @@ class JumphostSystem:
                     found.setdefault(int(fields[1].rsplit(":", 1)[1], 16), set()).add(int(fields[7]))
         return found
 
+    def unreserved_ephemeral(self, ports):
+        """Of ``ports``, those the kernel may hand out as the local port of an outgoing connection (inside
+        ``ip_local_port_range``, outside ``ip_local_reserved_ports``), and the reservations in force;
+        ``([], [])`` when /proc does not say."""
+        try:
+            with open(os.path.join(self.proc, "sys", "net", "ipv4", "ip_local_port_range")) as handle:
+                low, high = (int(value) for value in handle.read().split())
+            with open(os.path.join(self.proc, "sys", "net", "ipv4", "ip_local_reserved_ports")) as handle:
+                reserved = [tuple(int(end) for end in part.split("-")) for part in handle.read().strip().split(",")
+                            if part]
+        except (IOError, OSError, ValueError):
+            return [], []
+        reserved = [(part[0], part[-1]) for part in reserved]
+        exposed = sorted(port for port in set(ports) if low <= port <= high
+                         and not any(first <= port <= last for first, last in reserved))
+        return exposed, reserved
+
     def _proc_net(self, table):
         try:
             with open(os.path.join(self.proc, "net", table)) as handle:
@@ -283,6 +300,29 @@ class _FileLock:
         self.handle.close()
 
 
+def port_ranges(ports):
+    """``[(first, last), ...]`` covering ``ports`` (ints and ranges) with neighbours joined."""
+    ranges = []
+    for first, last in sorted(ports):
+        if ranges and first <= ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], max(last, ranges[-1][1]))
+        else:
+            ranges.append((first, last))
+    return ranges
+
+
+def unreserved_ports_warning(exposed, reserved):
+    """Words for ports a gateway listens on at the jumphost that an outgoing connection there may take."""
+    def text(ranges):
+        return ",".join("%d" % first if first == last else "%d-%d" % (first, last) for first, last in ranges)
+    wanted = text(port_ranges(list(reserved) + [(port, port) for port in exposed]))
+    return ("jumphost ports %s (keepalive or tunnel) lie in the jumphost's ephemeral port range and are not "
+            "reserved: an outgoing connection there can take one, and that gateway's autossh monitor (or its "
+            "tunnel) fails until it is free again. Reserve them on the jumphost: "
+            "sysctl -w net.ipv4.ip_local_reserved_ports=%s, and the same in /etc/sysctl.d/"
+            % (text(port_ranges((port, port) for port in exposed)), wanted))
+
+
 def tunnel_key_options(port, keepalive):
     """The options that confine a gateway key to its own ports (verified against OpenSSH sshd)."""
     return [("restrict", None), ("port-forwarding", None),
@@ -328,6 +368,14 @@ class Jumphost:
         self.group = "%s-gateways" % self.organisation
         self.shared_account = params.get("shared_account") or "%s-tunnel" % self.organisation
         self.plan = PortPlan(params["tunnel_port_min"], params["tunnel_port_max"], params["keepalive_port_base"])
+
+    @staticmethod
+    def listen_ports(registration):
+        """The ports a registered gateway listens on at the jumphost: its tunnel port, keepalive and keepalive+1."""
+        if registration.get("port") is None:
+            return []
+        keepalive = registration.get("keepalive_port")
+        return [registration["port"]] + ([keepalive, keepalive + 1] if keepalive else [])
 
     @staticmethod
     def keys_path(account):
@@ -395,9 +443,13 @@ class Registrar(Jumphost):
 
     def run(self):
         if self.check_mode:
-            return self.register()
-        with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
-            return self.register()
+            result = self.register()
+        else:
+            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
+                result = self.register()
+        result["unreserved_ports"], result["reserved_ports"] = self.system.unreserved_ephemeral(
+            self.listen_ports(result) if self.state == "present" else [])
+        return result
 
     def register(self):
         """The registration, for a caller that holds the lock (or runs in check mode)."""
@@ -596,9 +648,12 @@ class BatchRegistrar(Jumphost):
                 if (line["path"], line["line"]) not in seen:
                     seen.add((line["path"], line["line"]))
                     malformed.append(line)
+        ports = [port for entry in registrations.values() if not entry.get("failed")
+                 for port in self.listen_ports(entry)] if self.params["state"] == "present" else []
+        exposed, reserved = self.system.unreserved_ephemeral(ports)
         return {"changed": any(entry.get("changed") for entry in registrations.values()),
                 "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
-                "mode": self.mode}
+                "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved}
 
     def _register_all(self):
         registrations, reserved = {}, set()

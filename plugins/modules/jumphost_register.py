@@ -145,6 +145,24 @@ registrations:
     msg:
       description: Why it was refused, in words.
       type: str
+unreserved_ports:
+  description:
+    - The ports the registered gateways listen on at the jumphost (tunnel port, keepalive port and the one above)
+      that lie in the jumphost's ephemeral port range (C(net.ipv4.ip_local_port_range)) and are not in
+      C(net.ipv4.ip_local_reserved_ports). An outgoing connection on the jumphost may take such a port as its local
+      port, and the gateway's autossh monitor (or tunnel) then cannot listen there; the module warns with the
+      C(sysctl) line that reserves them.
+    - Empty when the kernel does not say (no C(/proc/sys)).
+  returned: always
+  type: list
+  elements: int
+  sample: [40000, 40001]
+reserved_ports:
+  description: The jumphost's C(net.ipv4.ip_local_reserved_ports), as ranges of two ports (first, last).
+  returned: always
+  type: list
+  elements: list
+  sample: [[40000, 40299]]
 failed_gateways:
   description: With O(gateways), the gateways that were refused.
   returned: with O(gateways)
@@ -226,6 +244,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
     JumphostSystem,
     Registrar,
     jumphost_argument_spec,
+    unreserved_ports_warning,
 )
 
 
@@ -255,6 +274,8 @@ def main():
     for line in result["malformed_lines"]:
         module.warn("%s line %d does not parse (%s); it was kept as it is"
                     % (line["path"], line["line"], line["reason"]))
+    if result["unreserved_ports"]:
+        module.warn(unreserved_ports_warning(result["unreserved_ports"], result["reserved_ports"]))
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
         for entry in result.get("registrations", {}).values():

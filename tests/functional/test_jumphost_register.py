@@ -52,7 +52,8 @@ def echo_server():
 
 
 def run_module(inventory: str, module: str, args: dict, check: bool = False) -> dict:
-    """Run a module on the jumphost with become; its result, from the ``tree`` callback's file."""
+    """Run a module on the jumphost with become; its result, from the ``tree`` callback's file, and what ansible
+    printed (``printed``)."""
     with tempfile.TemporaryDirectory() as tree:
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root())
         argv = [ANSIBLE, "-i", inventory, "jumphost", "--become", "-t", tree, "-m", f"lorawan.conduit.{module}",
@@ -61,7 +62,7 @@ def run_module(inventory: str, module: str, args: dict, check: bool = False) -> 
                               check=False)
         assert os.path.exists(os.path.join(tree, "jumphost")), done.stdout + done.stderr
         with open(os.path.join(tree, "jumphost")) as handle:
-            return json.load(handle)
+            return dict(json.load(handle), printed=done.stdout + done.stderr)  # warnings are printed, not kept
 
 
 def new_key(tmp_path, name: str) -> tuple[str, str]:
@@ -103,6 +104,16 @@ def test_a_registered_key_opens_its_own_ports_and_nothing_else(jumphost, tmp_pat
     assert registered["changed"], registered
     port, keepalive, user = registered["port"], registered["keepalive_port"], registered["user"]
     assert port == first_port and keepalive == first_port + 20000
+    # ports an outgoing connection on the jumphost may take: this kernel's range and reservations decide
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+        low, high = (int(value) for value in handle.read().split())
+    with open("/proc/sys/net/ipv4/ip_local_reserved_ports") as handle:
+        reserved = [[int(end) for end in part.split("-")] for part in handle.read().strip().split(",") if part]
+    exposed = [candidate for candidate in (port, keepalive, keepalive + 1) if low <= candidate <= high
+               and not any(part[0] <= candidate <= part[-1] for part in reserved)]
+    assert registered["unreserved_ports"] == exposed
+    warned = registered["printed"].replace("\n", " ").count("net.ipv4.ip_local_reserved_ports=")
+    assert warned == (1 if exposed else 0), registered["printed"]
 
     # the gateway's tunnel, as autossh -M runs it: -R port, and the monitor loop -R/-L on the keepalive port
     forward = subprocess.Popen(gateway_ssh(

@@ -16,6 +16,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
     JumphostSystem,
     PortPlan,
     Registrar,
+    unreserved_ports_warning,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     AuthorizedKey,
@@ -271,3 +272,34 @@ def test_a_batch_names_each_gateway_once(tmp_path, ed25519):
     with pytest.raises(StageError) as caught:
         BatchRegistrar(_batch_params(entries), FakeJumphost(str(tmp_path)))
     assert caught.value.message == "gateways lists gw-a more than once: one entry a gateway"
+
+
+def _fake_proc(tmp_path, port_range, reserved):
+    ipv4 = tmp_path / "proc" / "sys" / "net" / "ipv4"
+    ipv4.mkdir(parents=True)
+    (ipv4 / "ip_local_port_range").write_text(port_range + "\n")
+    (ipv4 / "ip_local_reserved_ports").write_text(reserved + "\n")
+    return str(tmp_path / "proc")
+
+
+def test_ports_an_outgoing_connection_may_take_are_named_with_the_sysctl_that_reserves_them(tmp_path):
+    system = JumphostSystem(run_command=None, proc=_fake_proc(tmp_path, "32768\t60999", "40000-40001,50000"))
+    exposed, reserved = system.unreserved_ephemeral([20000, 40000, 40001, 40002, 40003, 50000, 61000])
+    assert (exposed, reserved) == ([40002, 40003], [(40000, 40001), (50000, 50000)])
+    words = unreserved_ports_warning(exposed, reserved)
+    assert "jumphost ports 40002-40003 " in words  # the reservations in force are kept in the line
+    assert "sysctl -w net.ipv4.ip_local_reserved_ports=40000-40003,50000," in words
+    assert JumphostSystem(run_command=None, proc=str(tmp_path / "nowhere")).unreserved_ephemeral([40000]) == ([], [])
+
+
+def test_a_batch_says_which_of_its_ports_are_unreserved(tmp_path, ed25519):
+    other = _key(tmp_path, "other")
+    system = FakeJumphost(str(tmp_path / "homes"))
+    system.proc = _fake_proc(tmp_path, "32768 60999", "40000-40001")
+    entries = [{"gateway": "gw-a", "host_key": ed25519.text()}, {"gateway": "gw-b", "host_key": other},
+               {"gateway": "gw-c", "host_key": "ssh-rsa not-a-key"}]
+    result = BatchRegistrar(_batch_params(entries), system).run()
+    # gw-a: 20000 and keepalive 40000-40001 (reserved); gw-b: 20001 and 40002-40003; gw-c was refused
+    assert result["unreserved_ports"] == [40002, 40003] and result["reserved_ports"] == [(40000, 40001)]
+    single = Registrar(dict(_batch_params([]), gateway="gw-a", host_key=ed25519.text()), system).run()
+    assert single["port"] == 20000 and single["unreserved_ports"] == []
