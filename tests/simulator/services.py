@@ -238,10 +238,11 @@ class DeviceServices:
             await site.start()
             self._https_runner = runner
         if device.ssh_enabled:
+            host_key = await self._host_key()
             self._ssh_acceptor = await asyncssh.create_server(
                 lambda: DeviceSSHServer(self),
                 sock=open_listener(device.address, device.listen_ssh_port),
-                server_host_keys=[self._host_key()],
+                server_host_keys=[host_key],
                 process_factory=self._handle_process,
                 sftp_factory=lambda chan: DeviceSFTPServer(chan, self),
                 allow_scp=True,
@@ -251,10 +252,11 @@ class DeviceServices:
                 server_version="OpenSSH_8.4",
             )
 
-    def _host_key(self) -> asyncssh.SSHKey:
+    async def _host_key(self) -> asyncssh.SSHKey:
         device = self.device
-        if not device.host_key:
-            device._new_host_key(f"admin@{device.product.product_type}")  # pylint: disable=protected-access
+        if not device.host_key:  # made in a thread: the event loop serves every other unit meanwhile
+            await asyncio.to_thread(device._new_host_key,  # pylint: disable=protected-access
+                                    f"admin@{device.product.product_type}")
         return keys.private_key(device.host_key)
 
     async def stop(self, reason: str) -> None:
