@@ -181,11 +181,10 @@ class JumphostSystem:
             with open(os.path.join(self.proc, "sys", "net", "ipv4", "ip_local_port_range")) as handle:
                 low, high = (int(value) for value in handle.read().split())
             with open(os.path.join(self.proc, "sys", "net", "ipv4", "ip_local_reserved_ports")) as handle:
-                reserved = [tuple(int(end) for end in part.split("-")) for part in handle.read().strip().split(",")
-                            if part]
+                reserved = [(int(part.split("-")[0]), int(part.split("-")[-1]))
+                            for part in handle.read().strip().split(",") if part]
         except (IOError, OSError, ValueError):
             return [], []
-        reserved = [(part[0], part[-1]) for part in reserved]
         exposed = sorted(port for port in set(ports) if low <= port <= high
                          and not any(first <= port <= last for first, last in reserved))
         return exposed, reserved
@@ -369,6 +368,13 @@ class Jumphost:
         self.shared_account = params.get("shared_account") or "%s-tunnel" % self.organisation
         self.plan = PortPlan(params["tunnel_port_min"], params["tunnel_port_max"], params["keepalive_port_base"])
 
+    def under_lock(self, work):
+        """``work()`` under the jumphost's allocation lock; in check mode, which changes nothing, without it."""
+        if self.check_mode:
+            return work()
+        with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
+            return work()
+
     @staticmethod
     def listen_ports(registration):
         """The ports a registered gateway listens on at the jumphost: its tunnel port, keepalive and keepalive+1."""
@@ -442,11 +448,7 @@ class Registrar(Jumphost):
         raise StageError("%s: %s" % (self.gateway, message), STAGE, gateway=self.gateway, **context)
 
     def run(self):
-        if self.check_mode:
-            result = self.register()
-        else:
-            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
-                result = self.register()
+        result = self.under_lock(self.register)
         result["unreserved_ports"], result["reserved_ports"] = self.system.unreserved_ephemeral(
             self.listen_ports(result) if self.state == "present" else [])
         return result
@@ -636,11 +638,7 @@ class BatchRegistrar(Jumphost):
                              gateways=twice)
 
     def run(self):
-        if self.check_mode:
-            registrations = self._register_all()
-        else:
-            with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
-                registrations = self._register_all()
+        registrations = self.under_lock(self._register_all)
         failed = sorted(name for name, entry in registrations.items() if entry.get("failed"))
         malformed, seen = [], set()
         for entry in registrations.values():

@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import gc
 import json
 import traceback
 
@@ -93,10 +92,6 @@ class ControllerAction(ActionBase):
             if not wrap_async:
                 self._remove_tmp_path(self._connection._shell.tmpdir)  # pylint: disable=protected-access
             return result
-        # This worker is a fork of the controller and may wait minutes here (a reboot, a flash). A collection of
-        # the oldest generation would write to every object it inherited and so copy all those pages, once per
-        # waiting gateway: what it inherited is frozen out of the collector.
-        gc.freeze()
         # What a shipped module gets: plain JSON values (templating may have left tagged or vaulted objects)
         args = json.loads(json.dumps(self._task.args, default=str))
         try:

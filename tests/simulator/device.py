@@ -186,7 +186,7 @@ class Device:
                     self.mpower.running = copy.deepcopy(self.mpower.saved)
         else:
             if host_key is not None:
-                self.host_key, self.host_key_pub = host_key[0], host_key[1].decode().strip()
+                self._take_host_key(host_key)
             else:
                 self._new_host_key(f"root@{product.product_type}")
             self._build_mlinux_rootfs(keep=False)
@@ -372,8 +372,11 @@ class Device:
         return found
 
     def _new_host_key(self, comment: str) -> None:
-        private, public = keys.new_rsa_host_key(comment)
-        self.host_key, self.host_key_pub = private, public.decode().strip()
+        self._take_host_key(keys.new_rsa_host_key(comment))
+
+    def _take_host_key(self, key: tuple[bytes, bytes]) -> None:
+        """``key``: (OpenSSH private key, public key line), as keys.new_rsa_host_key makes it."""
+        self.host_key, self.host_key_pub = key[0], key[1].decode().strip()
 
     # --- shell hooks -------------------------------------------------------------
 
@@ -562,8 +565,7 @@ class Device:
     async def _become_mlinux(self, new_key: asyncio.Future | None) -> None:
         self.mlinux_version = self.last_flash.get("version", DEFAULT_MLINUX_VERSION)
         if new_key is not None:
-            private, public = await new_key
-            self.host_key, self.host_key_pub = private, public.decode().strip()
+            self._take_host_key(await new_key)
         self.firmware = "mlinux"
         self.mpower = MPowerState()
         self._build_mlinux_rootfs(keep=True)
