@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import tunnel_key_options
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import format_options
 from tests.conftest import ssh_client, ssh_run
-from tests.simulator.jumphost import free_port
+from tests.simulator.jumphost import free_ports
 from tests.utils.sim import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
@@ -147,7 +147,7 @@ def test_reverse_tunnel_through_the_real_jumphost(fleet, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     with open(key + ".pub") as handle:
         provisioning_pub = handle.read()
-    port, keepalive = free_port("127.0.0.1"), free_port("127.0.0.1")
+    port, keepalive = free_ports("127.0.0.1", 2)
     _install_tunnel(fleet, "mlinux-02", port, keepalive, provisioning_pub)
     wait_until(lambda: fleet.live("mlinux-02")["tunnel_status"] == "up", 30, "tunnel up")
     device = fleet.device("mlinux-02")
@@ -166,7 +166,7 @@ def test_reverse_tunnel_through_the_real_jumphost(fleet, tmp_path):
 
 
 def test_tunnel_refused_port_is_reported(fleet, tmp_path):
-    port, keepalive = free_port("127.0.0.1"), free_port("127.0.0.1")
+    port, keepalive = free_ports("127.0.0.1", 2)
     _install_tunnel(fleet, "mlinux-01", port, keepalive, "")
     wait_until(lambda: fleet.live("mlinux-01")["tunnel_status"] == "up", 30, "tunnel up")
     # the gateway key may forward its own port only: point it at another one
@@ -195,7 +195,7 @@ def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
     tunnel: ssh keeps its -R port, as OpenSSH does without ExitOnForwardFailure, and autossh restarts ssh at its
     next poll, which brings the loop back once the port is free."""
     import socket
-    port, keepalive = free_port("127.0.0.1"), free_port("127.0.0.1")
+    port, keepalive = free_ports("127.0.0.1", 2)
     server = socket.create_server(("127.0.0.1", 0))
     holder = socket.socket()
     holder.bind(("127.0.0.1", keepalive))  # the local end of a connection, as an ephemeral port would be

@@ -24,7 +24,7 @@ from aiohttp import web
 from . import keys
 from .catalogue import make_identity
 from .device import Device, Knobs, product_for
-from .jumphost import Jumphost, free_port
+from .jumphost import Jumphost, free_ports
 from .services import DeviceServices, in_private_network_namespace, open_listener
 
 FLEET_KEY = web.AppKey("fleet", object)
@@ -153,8 +153,7 @@ class Fleet:
             address = self.address(index)
             if self.dhcp_network is not None and not knobs.post_flash_address:
                 knobs.post_flash_address = str(self.dhcp_network.network_address + 10 + index)
-            https_port = 443 if self.standard_ports else free_port(address)
-            ssh_port = 22 if self.standard_ports else free_port(address)
+            https_port, ssh_port = (443, 22) if self.standard_ports else free_ports(address, 2)
             state_dir = os.path.join(self.state_dir, "devices", name)
             os.makedirs(state_dir, exist_ok=True)
             device = await asyncio.to_thread(
@@ -167,7 +166,7 @@ class Fleet:
         await asyncio.gather(*(d.start() for d in self.devices.values()))
         if self.options.jumphost:
             jumphost_address = str(self.network.network_address + 1)
-            port = 22 if self.standard_ports else free_port(jumphost_address)
+            port = 22 if self.standard_ports else free_ports(jumphost_address, 1)[0]
             self.jumphost = Jumphost(os.path.join(self.state_dir, "jumphost"), jumphost_address, port)
             self.jumphost_info = (await self.jumphost.start()).as_dict()
         await self._start_control()

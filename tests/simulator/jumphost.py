@@ -215,7 +215,14 @@ class Jumphost:
             self._log_handle = None
 
 
-def free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
+def free_ports(address: str, count: int) -> list[int]:
+    """Distinct ports free on address now. The sockets are held until all are picked: a port closed at once can
+    come back from the next bind (seen in CI), and two services then clash."""
+    held = [socket.socket() for _number in range(count)]
+    try:
+        for sock in held:
+            sock.bind((address, 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()

@@ -28,18 +28,20 @@ def test_every_endpoint_is_answered_even_with_few_sockets_at_a_time():
         listener.listen(8)
         listeners.append(listener)
     open_ports = [listener.getsockname()[1] for listener in listeners]
-    closed = []
-    for _closed_number in range(20):  # ports that were free a moment ago: loopback refuses them at once
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        closed.append(probe.getsockname()[1])
-        probe.close()
+    # bound but not listening: loopback refuses them at once, and holding them keeps the 20 ports distinct and ours
+    # (ports closed before the probe could be handed out twice, or to someone else)
+    refusers = []
+    for _refuser_number in range(20):
+        refuser = socket.socket()
+        refuser.bind(("127.0.0.1", 0))
+        refusers.append(refuser)
+    closed = [refuser.getsockname()[1] for refuser in refusers]
     try:
         endpoints = [("127.0.0.1", port, None) for port in open_ports + closed]
         results = probe_tcp(endpoints, timeout=2.0, limit=2)
     finally:
-        for listener in listeners:
-            listener.close()
+        for held in listeners + refusers:
+            held.close()
     assert len(results) == 23
     assert sorted(port for (_address, port, _nic), is_open in results.items() if is_open) == sorted(open_ports)
 
