@@ -22,7 +22,11 @@ description:
     reboot, a flash), and those copies made most of the run's memory. This strategy freezes the controller's
     objects out of the collector for the moment of each fork (Python's C(gc.freeze)), so the workers leave them
     alone; the controller itself goes on collecting as before.
-  - lorawan.conduit.provision uses it.
+  - lorawan.conduit.provision uses it; C(-e provision_strategy=ansible.builtin.linear) runs that play without it.
+notes:
+  - ansible-core 2.19 and later print one deprecation warning for any strategy plugin from a collection when a
+    play loads it. The strategy changes nothing but the memory of the workers, so a play may switch back to
+    M(ansible.builtin.linear) at any time.
 """
 
 EXAMPLES = r"""
