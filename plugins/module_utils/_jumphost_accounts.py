@@ -383,6 +383,13 @@ class Jumphost:
         keepalive = registration.get("keepalive_port")
         return [registration["port"]] + ([keepalive, keepalive + 1] if keepalive else [])
 
+    def unreserved_listen_ports(self, registrations):
+        """``(unreserved_ports, reserved_ports)`` for the gateways registered (not refused, not removed): see
+        :meth:`JumphostSystem.unreserved_ephemeral`."""
+        ports = [port for registration in registrations if not registration.get("failed")
+                 for port in self.listen_ports(registration)] if self.params["state"] == "present" else []
+        return self.system.unreserved_ephemeral(ports)
+
     @staticmethod
     def keys_path(account):
         return os.path.join(account.home, ".ssh", "authorized_keys")
@@ -449,8 +456,7 @@ class Registrar(Jumphost):
 
     def run(self):
         result = self.under_lock(self.register)
-        result["unreserved_ports"], result["reserved_ports"] = self.system.unreserved_ephemeral(
-            self.listen_ports(result) if self.state == "present" else [])
+        result["unreserved_ports"], result["reserved_ports"] = self.unreserved_listen_ports([result])
         return result
 
     def register(self):
@@ -646,9 +652,7 @@ class BatchRegistrar(Jumphost):
                 if (line["path"], line["line"]) not in seen:
                     seen.add((line["path"], line["line"]))
                     malformed.append(line)
-        ports = [port for entry in registrations.values() if not entry.get("failed")
-                 for port in self.listen_ports(entry)] if self.params["state"] == "present" else []
-        exposed, reserved = self.system.unreserved_ephemeral(ports)
+        exposed, reserved = self.unreserved_listen_ports(registrations.values())
         return {"changed": any(entry.get("changed") for entry in registrations.values()),
                 "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
                 "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 
 import paramiko
@@ -194,7 +195,6 @@ def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
     Linux's ephemeral range, so any outgoing connection may take one) breaks autossh's monitor loop, not the
     tunnel: ssh keeps its -R port, as OpenSSH does without ExitOnForwardFailure, and autossh restarts ssh at its
     next poll, which brings the loop back once the port is free."""
-    import socket
     port, keepalive = free_ports("127.0.0.1", 2)
     server = socket.create_server(("127.0.0.1", 0))
     holder = socket.socket()
