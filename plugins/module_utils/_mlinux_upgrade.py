@@ -35,7 +35,15 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadli
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 UPGRADE_COMMAND = "/usr/sbin/mlinux-firmware-upgrade"
-CELLULAR_CHECK = "mts_fw_check_hw_support_mp"
+UMOUNTFS = "/etc/init.d/umountfs"
+CELLULAR_CHECK = "mts_fw_check_hw_support"
+# On a unit with a radio, umountfs cancels the staged flash when this check fails. The line a real unit has is
+#     if ! mts_fw_check_hw_support_mp "$mpower_version" "$hw_version"; then
+# and the runbook's fix turns it into `if false ; then # <the line as it was>`, so the original stays readable.
+ACTIVE_CHECK = re.compile(r"^\s*if\s+!?\s*%s\w*\b" % CELLULAR_CHECK)
+DISABLED_PREFIX = "if false ; then # "
+DISABLE_CHECK = ("sed -i -e '/^[[:space:]]*if[[:space:]]*!*[[:space:]]*%s/s/if.*/%s&/' %s"
+                 % (CELLULAR_CHECK, DISABLED_PREFIX, UMOUNTFS))
 MARGIN_BYTES = 1024 * 1024
 
 
@@ -156,18 +164,42 @@ class Upgrader:
         self.result["free_bytes"] = available
 
     def _cellular_fix(self, session):
+        """Disable umountfs's hardware check on a unit with a radio, as the runbook does, and prove it is off."""
         if not self.params["cellular_fix"]:
             return
         if session.run("mts-io-sysfs show has-radio").stdout.strip() != "1":
             return
-        text = session.run("cat /etc/init.d/umountfs").stdout
-        if not any(re.match(r"\s*%s\b" % CELLULAR_CHECK, line) for line in text.splitlines()):
+        before = session.run("cat %s" % UMOUNTFS).stdout.splitlines()
+        active = []
+        for number, line in enumerate(before, 1):
+            code = line.strip()
+            if CELLULAR_CHECK not in code or code.startswith("#") or code.startswith(DISABLED_PREFIX):
+                continue
+            if not ACTIVE_CHECK.match(line):
+                self.fail("cellular fix", "%s line %d calls the hardware check in a form this module does not know: "
+                          "%r; nothing was changed. Disable that check by hand (see the module notes) or set "
+                          "cellular_fix: false" % (UMOUNTFS, number, line))
+            active.append((number, line))
+        fixes = [{"line": number, "before": line, "after": self._disabled(line)} for number, line in active]
+        self.result["cellular_fix"] = fixes
+        for fix in fixes:
+            self.actions.append("disable the hardware check in %s line %d: %r becomes %r (cellular unit)"
+                                % (UMOUNTFS, fix["line"], fix["before"], fix["after"]))
+        if not fixes or self.check_mode:
             return
-        self.actions.append("disable the %s check in /etc/init.d/umountfs (cellular unit)" % CELLULAR_CHECK)
-        if self.check_mode:
-            return
-        session.check("sed -i 's/^\\([[:space:]]*\\)%s/\\1# %s/' /etc/init.d/umountfs" % (CELLULAR_CHECK, CELLULAR_CHECK),
-                      sudo=True)
+        session.check(DISABLE_CHECK, sudo=True)
+        after = session.run("cat %s" % UMOUNTFS).stdout.splitlines()
+        expected = list(before)
+        for fix in fixes:
+            expected[fix["line"] - 1] = fix["after"]
+        if after != expected:
+            self.fail("cellular fix", "%s is not as planned after the edit; the flash was not started. Compare it with "
+                      "the lines planned: %s" % (UMOUNTFS, "; ".join("line %d %r" % (f["line"], f["after"]) for f in fixes)))
+
+    @staticmethod
+    def _disabled(line):
+        indent = line[:len(line) - len(line.lstrip())]
+        return indent + DISABLED_PREFIX + line[len(indent):]
 
     def _upload(self, session, image):
         remote = self.params["remote_path"]

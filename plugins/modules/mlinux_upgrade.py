@@ -19,7 +19,15 @@ description:
     unit to go down and to come back as mLinux, and verifies C(/etc/mlinux-version).
   - A unit already running O(expected_version) is left alone and nothing is uploaded.
   - Cellular units refuse the conversion unless a hardware check in C(/etc/init.d/umountfs) is disabled first; this
-    is done when O(cellular_fix=true) and the unit has a radio.
+    is done when O(cellular_fix=true) and the unit has a radio. The check's line
+    (C(if ! mts_fw_check_hw_support_mp "$mpower_version" "$hw_version"; then)) becomes C(if false ; then)
+    followed by the line as it was behind a C(#), as in the conversion runbook; the file is read back and must
+    differ only there. A call of the check in any other form is refused before anything changes (disable it by hand, or
+    set O(cellular_fix=false)). RV(cellular_fix) says which lines changed.
+  - C(mlinux-firmware-upgrade) ends in one of three ways once it has staged the flash and asked for the reboot, exit
+    status 0, exit status 1 with C(Reboot failed) (the reboot raced the command), or a cut session with no status.
+    All three mean that the flash may have started; only what boots afterwards decides. An exit status without
+    C(Rebooting) in the output is a refusal of the image.
   - Runs on the controller (use C(delegate_to) or a local connection).
 author:
   - lorawan.conduit developers (@lorawan-conduit)
@@ -188,6 +196,22 @@ image:
       description: Payload members whose md5 was verified.
       type: list
       elements: str
+cellular_fix:
+  description: The lines of C(/etc/init.d/umountfs) the cellular fix changed (planned ones in check mode); empty
+    when the check was already disabled.
+  returned: on a unit with a radio when O(cellular_fix=true)
+  type: list
+  elements: dict
+  contains:
+    line:
+      description: Line number.
+      type: int
+    before:
+      description: The line before the fix.
+      type: str
+    after:
+      description: The line after the fix.
+      type: str
 upload:
   description: Transfer figures.
   returned: when uploaded

@@ -107,8 +107,9 @@ def test_cellular_unit_needs_the_umountfs_fix(sim_factory, tmp_path):
     wait_until(lambda: any(e["kind"] == "flash-skipped" for e in sim.events("aep-01")), 20, "flash skipped")
     sim.wait_state("aep-01", "aep", timeout=20)
     upload(device, password, image.path)
-    fix = run(device, password, "sudo -S -p '' sed -i 's/^\\([[:space:]]*\\)mts_fw_check_hw_support_mp/"
-                                "\\1# mts_fw_check_hw_support_mp/' /etc/init.d/umountfs", sudo_password=password)
+    # the conversion runbook's line
+    fix = run(device, password, "sudo -S -p '' sed -i -e '/if.*mts_fw_check_hw_support/s/if.*/if false ; then # &/' "
+                                "/etc/init.d/umountfs", sudo_password=password)
     assert fix.status == 0, fix.stderr
     run(device, password, flash, sudo_password=password)
     sim.wait_state("aep-01", "mlinux", timeout=20)

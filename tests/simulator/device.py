@@ -316,7 +316,8 @@ class Device:
         self._install_commands()
         umountfs = "#!/bin/sh\n# simulated umountfs\n"
         if self.product.cellular:
-            umountfs += f"\t{UMOUNTFS_CELLULAR_CHECK} || exit 1\n"
+            umountfs += f'if [ -f /var/volatile/do_flash_upgrade ]; then\n\tif ! {UMOUNTFS_CELLULAR_CHECK} ' \
+                        f'"$mpower_version" "$hw_version"; then\n\t\trm -f /var/volatile/do_flash_upgrade\n\tfi\nfi\n'
         umountfs += "umount -a -r\n"
         self.fs.write_text("/etc/init.d/umountfs", umountfs, mode=0o755)
         self.fs.write_text("/etc/mpower-version", f"{AEP_FIRMWARE}\n")
@@ -560,7 +561,7 @@ class Device:
             text = self.fs.read_text("/etc/init.d/umountfs")
         except VfsError:
             return False
-        return any(re.match(rf"\s*{UMOUNTFS_CELLULAR_CHECK}\b", line) for line in text.splitlines())
+        return any(re.match(rf"\s*if\s+!\s*{UMOUNTFS_CELLULAR_CHECK}\b", line) for line in text.splitlines())
 
     async def _become_mlinux(self, new_key: asyncio.Future | None) -> None:
         self.mlinux_version = self.last_flash.get("version", DEFAULT_MLINUX_VERSION)

@@ -135,8 +135,12 @@ class Jumphost:
         log_path = os.path.join(jh, "sshd.log")
         self._log_handle = open(log_path, "ab")
         script = NAMESPACE_SCRIPT.format(admin=ADMIN_USER, sshd=SSHD)
+        # A PID namespace of its own, tied to this process: should the simulator die, even by SIGKILL, unshare
+        # dies with it (pdeathsig), sends TERM to sshd (--kill-child), and every session goes with sshd.
         self.process = await asyncio.create_subprocess_exec(
-            "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script,
+            "setpriv", "--pdeathsig", "KILL", "--",
+            "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child=TERM", "--",
+            "/bin/sh", "-c", script,
             env={"JH": jh, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=self._log_handle,
             start_new_session=True)

@@ -261,13 +261,16 @@ class DeviceServices:
 
     async def stop(self, reason: str) -> None:
         await self.tunnel_stop()
-        if self._ssh_acceptor is not None:
-            self._ssh_acceptor.close()
-            await self._ssh_acceptor.wait_closed()
-            self._ssh_acceptor = None
+        # the connections go first: since Python 3.12 a server's wait_closed() waits for every connection it
+        # accepted, and a client waiting on the reboot's command would hold the reboot until it timed out
+        acceptor, self._ssh_acceptor = self._ssh_acceptor, None
+        if acceptor is not None:
+            acceptor.close()
         for conn in list(self.ssh_connections):
             conn.abort()
         self.ssh_connections.clear()
+        if acceptor is not None:
+            await acceptor.wait_closed()
         if self._https_runner is not None:
             await self._https_runner.cleanup()
             self._https_runner = None

@@ -1238,7 +1238,13 @@ async def _sed(session, argv, io):
     if not scripts:
         io.stderr.write("sed: no script specified\n")
         return 1
-    match = re.fullmatch(r"s(.)(.*?)(?<!\\)\1(.*?)(?<!\\)\1([gI]*)", scripts[0], re.S)
+    address = None
+    script = scripts[0]
+    addressed = re.match(r"/((?:[^/\\]|\\.)*)/", script)
+    if addressed:
+        address = re.compile(_bre_to_python(addressed.group(1)))
+        script = script[addressed.end():]
+    match = re.fullmatch(r"s(.)(.*?)(?<!\\)\1(.*?)(?<!\\)\1([gI]*)", script, re.S)
     if not match:
         io.stderr.write(f"sed: unsupported command: {scripts[0]} (the simulator knows s///)\n")
         return 1
@@ -1254,7 +1260,8 @@ async def _sed(session, argv, io):
         except VfsError as exc:
             return _err(io, "sed", exc)
         lines = data.decode("utf-8", "replace").splitlines(keepends=True)
-        edited = "".join(compiled.sub(replacement, line.rstrip("\n"), count=count)
+        edited = "".join((compiled.sub(replacement, line.rstrip("\n"), count=count)
+                          if address is None or address.search(line) else line.rstrip("\n"))
                          + ("\n" if line.endswith("\n") else "") for line in lines)
         if flags.get("i") and target is not None:
             try:
