@@ -275,8 +275,9 @@ def test_init_scripts_run_as_written(mlinux, jumphost):
     assert "S95ssh_tunnel" in links and "K30ssh_tunnel" in links
 
 
-def _flash(unit: Unit, tmp_path) -> tuple[int | None, str]:
-    image = build_image(str(tmp_path / "image.bin"), "mtcdt", 1 << 20, "5.3.40", None)
+def _flash(unit: Unit, tmp_path, defect: str | None = None) -> tuple[int | None, str]:
+    """Upload an image and run the real flash script on it; its exit status (None: no status) and output."""
+    image = build_image(str(tmp_path / "image.bin"), "mtcdt", 1 << 20, "5.3.40", defect)
     client = unit.login()
     try:
         sftp = client.open_sftp()
@@ -311,17 +312,8 @@ def test_flash_command_ends_with_a_status_or_a_dropped_link(loop, tmp_path, grac
 
 
 def test_a_refused_image_is_refused_by_the_real_script(mlinux, tmp_path):
-    image = build_image(str(tmp_path / "bad.bin"), "mtcdt", 1 << 20, "5.3.40", "bad-md5")
-    client = mlinux.login()
-    try:
-        sftp = client.open_sftp()
-        sftp.put(image.path, "/tmp/bad.bin")
-        sftp.close()
-        result = ssh_run(client, "sudo -S -p '' /usr/sbin/mlinux-firmware-upgrade /tmp/bad.bin",
-                         stdin=PASSWORD.encode() + b"\n")
-    finally:
-        client.close()
-    assert result.status == 1 and "MD5 check failed, upgrade aborted" in result.stderr
+    status, output = _flash(mlinux, tmp_path, "bad-md5")
+    assert status == 1 and "MD5 check failed, upgrade aborted" in output
     assert mlinux.system.running and ("shutdown", "reboot") not in mlinux.events
 
 
