@@ -18,13 +18,15 @@ from tests.conftest import _next_subnet, ssh_client, ssh_run
 from tests.simulator import keys
 from tests.simulator.images import build_image
 from tests.simulator.jumphost import Jumphost, free_ports
-from tests.utils.sim import wait_until
 from tests.simulator.unit import Account, UnitRoot, UnitSpec, UnitSystem, require_parts, wait_gone
+from tests.utils.sim import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="units run in namespaces of their own (root)")
 
 PASSWORD = "Unit-test-pw1!"
-CM = None
+# stage a flash as mlinux-firmware-upgrade does, run the shutdown script, and show whether the flash is still staged
+UMOUNTFS_WITH_A_FLASH_STAGED = ("sh -c 'touch /var/volatile/do_flash_upgrade; /etc/init.d/umountfs; "
+                                "ls /var/volatile/do_flash_upgrade'")
 
 
 class Loop:
@@ -90,6 +92,10 @@ class Unit:
             return ssh_run(client, command, stdin=stdin)
         finally:
             client.close()
+
+    def sudo(self, command: str):
+        """``command`` through sudo -S, with the password on standard input."""
+        return self.run("sudo -S -p '' " + command, stdin=PASSWORD.encode() + b"\n")
 
     def stop(self):
         self.loop.run(self.system.kill())
@@ -186,7 +192,7 @@ python3 -c 'import json; print(json.dumps({"ok": True}))'
 
 def test_real_sudo(mlinux):
     """-S with the password on stdin, -A with SUDO_ASKPASS, VAR=value, -n without a password, a wrong password."""
-    assert mlinux.run("sudo -S -p '' id -u", stdin=PASSWORD.encode() + b"\n").stdout == "0\n"
+    assert mlinux.sudo("id -u").stdout == "0\n"
     askpass = f"printf '#!/bin/sh\\necho %s\\n' {shlex.quote(PASSWORD)} > /tmp/askpass; chmod 700 /tmp/askpass; "
     result = mlinux.run(askpass + "SUDO_ASKPASS=/tmp/askpass sudo -A GREETING=hello sh -c 'echo $GREETING $(id -u)'")
     assert (result.status, result.stdout) == (0, "hello 0\n"), result.stderr
@@ -203,16 +209,14 @@ def test_the_runbook_sed_line_disables_the_real_cellular_check(loop, tmp_path):
     try:
         text = unit.run("cat /etc/init.d/umountfs").stdout
         assert '\tif ! mts_fw_check_hw_support_mp "$mpower_version" "$hw_version"; then\n' in text
-        assert unit.run("sh /etc/init.d/umountfs; touch /tmp/x").status == 0
-        staged = unit.run("sudo -S -p '' sh -c 'touch /var/volatile/do_flash_upgrade; /etc/init.d/umountfs; "
-                          "ls /var/volatile/do_flash_upgrade'", stdin=PASSWORD.encode() + b"\n")
+        assert unit.run("sh /etc/init.d/umountfs").status == 0
+        staged = unit.sudo(UMOUNTFS_WITH_A_FLASH_STAGED)
         assert "upgrade cancelled" in staged.stdout and staged.status != 0
         sed = "sed -i -e '/if.*mts_fw_check_hw_support/s/if.*/if false ; then # &/' /etc/init.d/umountfs"
-        assert unit.run(f"sudo -S -p '' {sed}", stdin=PASSWORD.encode() + b"\n").status == 0
+        assert unit.sudo(sed).status == 0
         assert '\tif false ; then # if ! mts_fw_check_hw_support_mp "$mpower_version" "$hw_version"; then\n' in \
             unit.run("cat /etc/init.d/umountfs").stdout
-        kept = unit.run("sudo -S -p '' sh -c 'touch /var/volatile/do_flash_upgrade; /etc/init.d/umountfs; "
-                        "ls /var/volatile/do_flash_upgrade'", stdin=PASSWORD.encode() + b"\n")
+        kept = unit.sudo(UMOUNTFS_WITH_A_FLASH_STAGED)
         assert kept.status == 0 and "cancelled" not in kept.stdout
     finally:
         unit.stop()
@@ -241,11 +245,9 @@ def test_init_scripts_run_as_written(mlinux, jumphost):
         "LOCAL_PORT=22", f"REMOTE_HOST={jumphost['address']}", f"REMOTE_USER={jumphost['admin_user']}",
         f"REMOTE_PORT={tunnel_port}", "SSH_KEY=/etc/ssh/ssh_host_rsa_key", f"SSH_PORT={jumphost['port']}",
         'DAEMON_ARGS="-f -o StrictHostKeyChecking=no -o ServerAliveInterval=30 -o ExitOnForwardFailure=yes"', ""]))
-    sudo = "sudo -S -p '' "
-    pw = PASSWORD.encode() + b"\n"
-    assert mlinux.run(sudo + "/etc/init.d/ssh_tunnel status", stdin=pw).status == 1
+    assert mlinux.sudo("/etc/init.d/ssh_tunnel status").status == 1
     # ssh -f keeps the descriptors it was given: the session's own would hold the channel open
-    assert mlinux.run(sudo + "/etc/init.d/ssh_tunnel start >/dev/null 2>&1", stdin=pw).status == 0
+    assert mlinux.sudo("/etc/init.d/ssh_tunnel start >/dev/null 2>&1").status == 0
     # through the jumphost's tunnel port, the unit's own sshd answers with the unit's host key
     jump = ssh_client(jumphost["address"], jumphost["port"], jumphost["admin_user"],
                       key_filename=jumphost["admin_key"])
@@ -264,14 +266,14 @@ def test_init_scripts_run_as_written(mlinux, jumphost):
             through.close()
     finally:
         jump.close()
-    assert mlinux.run(sudo + "/etc/init.d/ssh_tunnel status", stdin=pw).status == 0
+    assert mlinux.sudo("/etc/init.d/ssh_tunnel status").status == 0
     assert mlinux.run("pgrep -x ssh").status == 0
-    assert mlinux.run(sudo + "/etc/init.d/ssh_tunnel stop", stdin=pw).status == 0
+    assert mlinux.sudo("/etc/init.d/ssh_tunnel stop").status == 0
     assert mlinux.run("pgrep -x ssh").status == 1
     # a script that says something else does something else: an empty REMOTE_HOST is its own `exit 1`
-    mlinux.run(sudo + "sed -i 's/^REMOTE_HOST=.*/REMOTE_HOST=/' /etc/default/ssh_tunnel", stdin=pw)
-    assert mlinux.run(sudo + "/etc/init.d/ssh_tunnel start", stdin=pw).status == 1
-    links = mlinux.run(sudo + "update-rc.d ssh_tunnel defaults 95 30; ls /etc/rc5.d /etc/rc6.d", stdin=pw).stdout
+    mlinux.sudo("sed -i 's/^REMOTE_HOST=.*/REMOTE_HOST=/' /etc/default/ssh_tunnel")
+    assert mlinux.sudo("/etc/init.d/ssh_tunnel start").status == 1
+    links = mlinux.sudo("update-rc.d ssh_tunnel defaults 95 30; ls /etc/rc5.d /etc/rc6.d").stdout
     assert "S95ssh_tunnel" in links and "K30ssh_tunnel" in links
 
 
@@ -348,8 +350,7 @@ def test_killing_the_simulator_ends_every_process_of_its_units(mlinux, tmp_path)
             ssh_run(client, "nohup sleep 600 >/dev/null 2>&1 &")
         finally:
             client.close()
-        with open(f"/proc/{init_pid}/ns/pid", "rb"):
-            namespace = os.readlink(f"/proc/{init_pid}/ns/pid")
+        namespace = _pid_namespace(init_pid)
         members = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pid_namespace(int(p)) == namespace]
         assert len(members) >= 3  # init, sshd, the session's sleep
         owner.kill()
@@ -395,8 +396,7 @@ def test_the_collection_disables_the_real_cellular_check_and_proves_it(loop, tmp
         lines = original.splitlines()
         lines[number - 1] = disabled
         assert open(umountfs).read() == "\n".join(lines) + "\n"
-        kept = unit.run("sudo -S -p '' sh -c 'touch /var/volatile/do_flash_upgrade; /etc/init.d/umountfs; "
-                        "ls /var/volatile/do_flash_upgrade'", stdin=PASSWORD.encode() + b"\n")
+        kept = unit.sudo(UMOUNTFS_WITH_A_FLASH_STAGED)
         assert kept.status == 0 and "cancelled" not in kept.stdout
         again = Upgrader(params)
         again._cellular_fix(session)  # pylint: disable=protected-access

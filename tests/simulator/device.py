@@ -27,6 +27,7 @@ from . import keys
 from .catalogue import PRODUCTS, Identity, Product
 from .images import read_rootfs_version
 from .shell import Io
+from .unit import links_into_var_config
 from .vfs import Account, DeviceFs, Mount, VfsError
 
 if TYPE_CHECKING:
@@ -328,7 +329,7 @@ class Device:
         fs = self.fs
         preserved_links: list[tuple[str, str]] = []
         if keep:
-            preserved_links = self._links_into_var_config()
+            preserved_links = links_into_var_config(self.fs.root)
             for name in os.listdir(fs.root):
                 if name == "var":
                     continue
@@ -358,19 +359,6 @@ class Device:
                 fs.mkdir(posixpath.dirname(link), 0o755, parents=True)
             if not fs.exists(link, follow=False):
                 fs.symlink(target, link)
-
-    def _links_into_var_config(self) -> list[tuple[str, str]]:
-        """Symlinks under /etc and /home that point into /var/config (restore_config keeps them)."""
-        found = []
-        for top in ("/etc", "/home"):
-            host_top = self.fs.host_path(top)
-            for dirpath, dirnames, filenames in os.walk(host_top):
-                for name in dirnames + filenames:
-                    host = os.path.join(dirpath, name)
-                    if os.path.islink(host) and os.readlink(host).startswith("/var/config"):
-                        device_path = "/" + os.path.relpath(host, self.fs.root)
-                        found.append((device_path, os.readlink(host)))
-        return found
 
     def _new_host_key(self, comment: str) -> None:
         self._take_host_key(keys.new_rsa_host_key(comment))

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from . import unit_files
@@ -82,12 +83,11 @@ class UnitSpec:
     ssh_port: int
     sysfs: dict[str, str]
     accounts: list[Account]
-    host_keys: list[tuple[bytes, str]]  # (OpenSSH private key, public line); RSA first
+    host_keys: list[tuple[bytes, str]]  # (OpenSSH private key, public line), one per key type; RSA first
     version: str  # mLinux version, or mPower version on AEP
     volatile_mib: int = 128
     ntp_reachable: bool = True
     shutdown_grace: float = 0.5
-    extra_files: dict[str, tuple[str, int]] = field(default_factory=dict)  # device path: (text, mode)
 
 
 def password_hash(password: str) -> str:
@@ -95,6 +95,30 @@ def password_hash(password: str) -> str:
     done = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password + "\n", capture_output=True,
                           text=True, check=True)
     return done.stdout.strip()
+
+
+def _write_file(path: str, data: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+    """Atomically, with its owner and mode."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".sim-new"
+    with open(tmp, "wb") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def links_into_var_config(root: str) -> list[tuple[str, str]]:
+    """(device path, target) of the symlinks under a root's /etc and /home that point into /var/config: mLinux
+    keeps them across a flash."""
+    found = []
+    for top in ("etc", "home"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) and os.readlink(path).startswith("/var/config"):
+                    found.append(("/" + os.path.relpath(path, root), os.readlink(path)))
+    return found
 
 
 class UnitRoot:
@@ -113,14 +137,7 @@ class UnitRoot:
     # --- writing --------------------------------------------------------------------
 
     def write(self, device_path: str, data: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
-        path = self.host(device_path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".sim-new"
-        with open(tmp, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-        os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        _write_file(self.host(device_path), data, mode, uid, gid)
 
     def mkdir(self, device_path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
         path = self.host(device_path)
@@ -135,16 +152,14 @@ class UnitRoot:
             os.unlink(path)
         os.symlink(target, path)
 
-    def set_knob(self, name: str, value: object) -> None:
-        """A knob the unit's own scripts read (/etc/sim/NAME); None removes it."""
-        path = self.host(f"/etc/sim/{name}")
-        if value is None or value is False or value == 0:
-            if name in ("ntp_reachable", "shutdown_grace"):
-                self.write(f"/etc/sim/{name}", "0\n")
-            elif os.path.exists(path):
-                os.unlink(path)
+    def set_knob(self, name: str, value: bool | int | float | None) -> None:
+        """A knob the unit's own scripts read (/etc/sim/NAME: 1/0, or a number as the shell compares it); None
+        removes it."""
+        if value is None:
+            if os.path.lexists(self.host(f"/etc/sim/{name}")):
+                os.unlink(self.host(f"/etc/sim/{name}"))
             return
-        self.write(f"/etc/sim/{name}", f"{int(value) if value is True else value}\n")
+        self.write(f"/etc/sim/{name}", f"{value:g}\n" if isinstance(value, float) else f"{int(value)}\n")
 
     # --- building ----------------------------------------------------------------------
 
@@ -154,7 +169,7 @@ class UnitRoot:
         config = os.path.join(self.root, "var", "config")
         saved_config = os.path.join(self.path, "config.kept")
         if keep_config and os.path.isdir(config):
-            kept_links = self._links_into_var_config()
+            kept_links = links_into_var_config(self.root)
             shutil.rmtree(saved_config, ignore_errors=True)
             os.rename(config, saved_config)
         for path in (self.root, self.usr_upper, self.usr_work):
@@ -166,11 +181,9 @@ class UnitRoot:
         self._tree()
         self._busybox()
         self._etc(spec)
-        self._accounts(spec.accounts)
+        self.write_accounts(spec.accounts)
         self._sysfs(spec.sysfs)
         self._device_commands(spec, checkout)
-        for device_path, (text, mode) in spec.extra_files.items():
-            self.write(device_path, text, mode)
         if os.path.isdir(saved_config):
             shutil.rmtree(config)
             os.rename(saved_config, config)
@@ -178,17 +191,6 @@ class UnitRoot:
             os.makedirs(os.path.dirname(self.host(link)), exist_ok=True)
             if not os.path.lexists(self.host(link)):
                 self.symlink(target, link)
-
-    def _links_into_var_config(self) -> list[tuple[str, str]]:
-        """Symlinks under /etc and /home that point into /var/config (mLinux keeps them across a flash)."""
-        found = []
-        for top in ("etc", "home"):
-            for dirpath, dirnames, filenames in os.walk(os.path.join(self.root, top)):
-                for name in dirnames + filenames:
-                    path = os.path.join(dirpath, name)
-                    if os.path.islink(path) and os.readlink(path).startswith("/var/config"):
-                        found.append(("/" + os.path.relpath(path, self.root), os.readlink(path)))
-        return found
 
     def _tree(self) -> None:
         for path, mode in (("/bin", 0o755), ("/sbin", 0o755), ("/usr", 0o755), ("/etc", 0o755),
@@ -217,9 +219,9 @@ class UnitRoot:
 
     def _etc(self, spec: UnitSpec) -> None:
         host_keys = []
-        for number, (private, public) in enumerate(spec.host_keys):
+        for private, public in spec.host_keys:
             kind = public.split()[0].replace("ssh-", "").replace("ecdsa-sha2-nistp256", "ecdsa")
-            name = f"/etc/ssh/ssh_host_{kind}_key" if number == 0 or kind != "rsa" else f"/etc/ssh/ssh_host_{kind}{number}_key"
+            name = f"/etc/ssh/ssh_host_{kind}_key"
             self.write(name, private, 0o600)
             self.write(name + ".pub", public.strip() + "\n", 0o644)
             host_keys.append(f"HostKey {name}")
@@ -247,14 +249,11 @@ class UnitRoot:
             self.write("/etc/init.d/umountfs", unit_files.AEP_UMOUNTFS, 0o755)
         for level in "06":
             self.symlink("../init.d/umountfs", f"/etc/rc{level}.d/S40umountfs")
-        self.set_knob("ntp_reachable", spec.ntp_reachable)
+        self.set_knob("ntp_reachable", int(spec.ntp_reachable))
         self.set_knob("shutdown_grace", spec.shutdown_grace)
 
     def write_accounts(self, accounts: list[Account]) -> None:
-        """passwd, group, shadow and sudoers for these accounts (and sshd's own)."""
-        self._accounts(accounts)
-
-    def _accounts(self, accounts: list[Account]) -> None:
+        """passwd, group, shadow and sudoers for these accounts (and sshd's own), and their homes."""
         passwd = ["sshd:x:74:74:sshd privsep:/run/sshd:/bin/false"]
         groups: dict[str, tuple[int, list[str]]] = {"sshd": (74, []), "sudo": (27, []), "nogroup": (65534, [])}
         shadow = []
@@ -287,16 +286,14 @@ class UnitRoot:
             os.chmod(path, 0o444)
 
     def _device_commands(self, spec: UnitSpec, checkout: str) -> None:
-        upper = UnitRoot(self.path)
-        upper.root = self.usr_upper  # paths below are relative to /usr
         for relative, text in (("sbin/mts-io-sysfs", unit_files.MTS_IO_SYSFS),
                                ("sbin/update-rc.d", unit_files.UPDATE_RC_D),
                                ("sbin/ntpdate", unit_files.NTPDATE),
                                ("bin/opkg", unit_files.OPKG),
                                ("libexec/sim-sftp-server", unit_files.SFTP_SERVER)):
-            upper.write(relative, text, 0o755)
+            _write_file(os.path.join(self.usr_upper, relative), text, 0o755)
         with open(os.path.join(checkout, CM_FIRMWARE_UPGRADE), "rb") as handle:
-            upper.write("sbin/mlinux-firmware-upgrade", handle.read(), 0o755)
+            _write_file(os.path.join(self.usr_upper, "sbin/mlinux-firmware-upgrade"), handle.read(), 0o755)
         self.write("/sbin/init", unit_files.INIT, 0o755)
         self.write("/sbin/reboot", unit_files.REBOOT, 0o755)
 
@@ -376,7 +373,6 @@ class UnitSystem:
 
     async def _read_reports(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        detail = "init exited"
         while True:
             line = await self.process.stdout.readline()
             if not line:
@@ -393,7 +389,7 @@ class UnitSystem:
                 await self.on_event(words)
         await self.process.wait()
         if self.on_event is not None and self.shutdown_kind is None:
-            await self.on_event(("gone", detail))
+            await self.on_event(("gone", "init exited"))
 
     def volatile_path(self, device_path: str) -> str | None:
         """A path inside the running unit's own mounts (its tmpfs), through /proc; None when it is not running."""
@@ -430,19 +426,25 @@ class UnitSystem:
 
 
 def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The PIDs still alive after ``timeout`` (for tests that check a unit left nothing behind)."""
-    deadline = time.monotonic() + timeout
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        if alive:
-            time.sleep(0.05)
-    return alive
-
-
-def _alive(pid: int) -> bool:
+    """The PIDs still running after ``timeout`` (for tests that check a unit left nothing behind). A pidfd becomes
+    readable when its process ends."""
+    pidfds = {}
+    for pid in pids:
+        try:
+            pidfds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            continue
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+        poller = select.poll()
+        for fd in pidfds:
+            poller.register(fd, select.POLLIN)
+        running = set(pidfds.values())
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline:
+            for fd, _event in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                running.discard(pidfds[fd])
+                poller.unregister(fd)
+        return sorted(running)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
