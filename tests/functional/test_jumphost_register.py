@@ -123,7 +123,7 @@ def test_a_registered_key_opens_its_own_ports_and_nothing_else(jumphost, tmp_pat
     try:
         listed = wait_until(lambda: listening(inventory, layout, gateway), 90, "tunnel listening")
         assert listed["keepalive_listening"] and listed["port_held_by_other_uid"] == []
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as through:
+        with sim.jumphost_connection(port) as through:
             through.sendall(b"over the tunnel")
             assert through.recv(64) == b"over the tunnel"
         with socket.create_connection(("127.0.0.1", keepalive + 1000), timeout=5) as monitor:
@@ -177,7 +177,7 @@ def test_removal_ends_the_tunnel_and_the_key_stops_working(jumphost, tmp_path, e
         forward.communicate()
     assert tunnel(inventory, layout, gateway) == {}
     with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        sim.jumphost_connection(port, timeout=2).close()
     again = subprocess.run(gateway_ssh(sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}"),
                            capture_output=True, text=True, timeout=30, check=False)
     assert again.returncode == 255 and "Permission denied" in again.stderr

@@ -196,10 +196,13 @@ def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
     tunnel: ssh keeps its -R port, as OpenSSH does without ExitOnForwardFailure, and autossh restarts ssh at its
     next poll, which brings the loop back once the port is free."""
     port, keepalive = free_ports("127.0.0.1", 2)
-    server = socket.create_server(("127.0.0.1", 0))
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", keepalive))  # the local end of a connection, as an ephemeral port would be
-    holder.connect(server.getsockname())
+    def hold_keepalive_port():  # the local end of a connection on the jumphost, as an ephemeral port would be
+        server = socket.create_server(("127.0.0.1", 0))
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", keepalive))
+        holder.connect(server.getsockname())
+        return server, holder
+    server, holder = fleet.in_jumphost_network(hold_keepalive_port)
     since = len(fleet.events("mlinux-01"))
     _install_tunnel(fleet, "mlinux-01", port, keepalive, "", user="gw-mlinux-01-held")
 

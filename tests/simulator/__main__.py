@@ -27,6 +27,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--mlinux", type=int, default=0, help="units already running mLinux")
     serve.add_argument("--mlinux-mtcap", type=int, default=0, help="how many of the mLinux units are MTCAP")
     serve.add_argument("--jumphost", action="store_true", help="also start a real sshd jumphost (root)")
+    serve.add_argument("--jumphost-sudo", choices=("password", "nopasswd"), default="password",
+                       help="whether the jumphost's admin gives its password to sudo (default) or not")
     serve.add_argument("--manifest", required=True, help="YAML file written once every device answers")
     serve.add_argument("--state-dir", help="where device filesystems live (default: a new temporary folder)")
     serve.add_argument("--subnet", default="127.77.0.0/16", help="loopback network for the devices")
@@ -83,7 +85,7 @@ def options_from_args(args: argparse.Namespace) -> FleetOptions:
         overrides.setdefault(name, {}).update(values)
     return FleetOptions(
         aep=args.aep, aep_mtcap=args.aep_mtcap, mlinux=args.mlinux, mlinux_mtcap=args.mlinux_mtcap,
-        jumphost=args.jumphost, subnet=args.subnet, first_address=args.first_address,
+        jumphost=args.jumphost, jumphost_sudo_password=args.jumphost_sudo == "password", subnet=args.subnet, first_address=args.first_address,
         dhcp_subnet=args.dhcp_subnet, state_dir=args.state_dir,
         seed=args.seed, standard_ports=None if args.ports is None else args.ports == "standard",
         defaults={"reboot_time": args.reboot_time, "flash_time": args.flash_time, "boot_time": args.boot_time,

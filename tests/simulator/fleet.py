@@ -50,6 +50,7 @@ class FleetOptions:
     mlinux: int = 0
     mlinux_mtcap: int = 0
     jumphost: bool = False
+    jumphost_sudo_password: bool = True
     subnet: str = "127.77.0.0/16"
     first_address: int = 10
     dhcp_subnet: str | None = None
@@ -167,7 +168,8 @@ class Fleet:
         if self.options.jumphost:
             jumphost_address = str(self.network.network_address + 1)
             port = 22 if self.standard_ports else free_ports(jumphost_address, 1)[0]
-            self.jumphost = Jumphost(os.path.join(self.state_dir, "jumphost"), jumphost_address, port)
+            self.jumphost = Jumphost(os.path.join(self.state_dir, "jumphost"), jumphost_address, port,
+                                     sudo_password=self.options.jumphost_sudo_password)
             self.jumphost_info = (await self.jumphost.start()).as_dict()
         await self._start_control()
 

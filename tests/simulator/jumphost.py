@@ -2,26 +2,33 @@
 
 It runs in a private mount namespace with its own copies of ``/etc`` and
 ``/home``, so that what the jumphost modules do there (``useradd``, keys,
-``sudo``) happens on the simulated jumphost and never on this machine. The
-network is shared: the jumphost listens on loopback, and reverse tunnels it
-accepts listen on ``localhost`` exactly as on a real jumphost with
-``GatewayPorts no``. The admin account logs in with its own key and needs its
-password for ``sudo``, as on a jumphost that does not hand out passwordless
-root.
+``sudo``) happens on the simulated jumphost and never on this machine. It has a
+network namespace of its own, as a separate machine has: the reverse tunnels it
+accepts listen on *its* ``localhost`` (``GatewayPorts no``), where a gateway's
+own ``ssh -L`` of the autossh monitor loop, on this machine's loopback, cannot
+collide with them, and where only a hop through the jumphost reaches them.
+The simulator carries connections to the jumphost's address on this machine
+into that namespace (:class:`NamespaceForwarder`). The admin account logs in
+with its own key and, unless told otherwise, needs its password for ``sudo``,
+as on a jumphost that does not hand out passwordless root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import asyncssh
+
+from .services import open_listener
 
 SSHD = "/usr/sbin/sshd"
 ADMIN_USER = "provision"
@@ -55,6 +62,7 @@ Subsystem sftp internal-sftp
 # account, then sshd in the foreground (exec keeps one PID for the namespace).
 NAMESPACE_SCRIPT = """\
 set -e
+ip link set lo up
 mount --bind "$JH/etc" /etc
 mount --bind "$JH/home" /home
 mkdir -p "$JH/mail" && mount --bind "$JH/mail" /var/mail
@@ -63,7 +71,7 @@ if ! getent passwd {admin} >/dev/null; then
 fi
 chpasswd < "$JH/admin.chpasswd"
 rm -f "$JH/admin.chpasswd"
-printf '%s ALL=(ALL:ALL) ALL\\n' {admin} > /etc/sudoers.d/{admin}
+printf '%s ALL=(ALL:ALL) {sudo_tag}ALL\\n' {admin} > /etc/sudoers.d/{admin}
 chmod 0440 /etc/sudoers.d/{admin}
 install -d -m 700 -o {admin} -g {admin} /home/{admin}/.ssh
 install -m 600 -o {admin} -g {admin} "$JH/admin_key.pub" /home/{admin}/.ssh/authorized_keys
@@ -78,6 +86,7 @@ class JumphostInfo:
     admin_user: str
     admin_key: str
     admin_password: str
+    sudo_needs_password: bool
     known_hosts: str
     host_key_rsa: str
     host_key_ed25519: str
@@ -89,13 +98,89 @@ class JumphostInfo:
         return dict(vars(self))
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def _enter_network_namespace(path: str) -> None:
+    """Move the calling thread into the network namespace at ``path`` (os.setns is Python 3.12+)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setns = getattr(os, "setns", None)
+        if setns is not None:
+            setns(fd, CLONE_NEWNET)
+        elif ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+class NamespaceForwarder:
+    """Carries TCP connections to ``address:port`` on this machine to the same address and port inside another
+    network namespace. Sockets are made in a thread that lives in that namespace (a socket stays in the namespace
+    it was made in); the bytes are copied by this event loop."""
+
+    def __init__(self, namespace: str, address: str, port: int):
+        self.address = address
+        self.port = port
+        self._maker = ThreadPoolExecutor(1, thread_name_prefix="jumphost-netns", initializer=_enter_network_namespace,
+                                         initargs=(namespace,))
+        self._server: asyncio.base_events.Server | None = None
+        self._pumps: set[asyncio.Task] = set()
+
+    async def start(self, listener: socket.socket) -> None:
+        self._server = await asyncio.start_server(self._carry, sock=listener)
+
+    async def _carry(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            inner = await loop.run_in_executor(self._maker, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+            inner.setblocking(False)
+            await loop.sock_connect(inner, (self.address, self.port))
+            reader, writer = await asyncio.open_connection(sock=inner)
+        except OSError:
+            client_writer.close()
+            return
+        pumps = [loop.create_task(_pump(client_reader, writer)), loop.create_task(_pump(reader, client_writer))]
+        self._pumps.update(pumps)
+        try:
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self._pumps.difference_update(pumps)
+            for each in (writer, client_writer):
+                each.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pump in list(self._pumps):
+            pump.cancel()
+        self._maker.shutdown(wait=False)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One direction of a carried connection; an end of file is passed on as one (SSH clients half-close)."""
+    try:
+        while True:
+            data = await reader.read(1 << 16)
+            if not data:
+                if writer.can_write_eof():
+                    writer.write_eof()
+                return
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        writer.close()
+
+
 class Jumphost:
     """Start, stop and inspect the sshd jumphost (root only: it needs a mount namespace)."""
 
-    def __init__(self, state_dir: str, address: str, port: int):
+    def __init__(self, state_dir: str, address: str, port: int, sudo_password: bool = True):
         self.state_dir = state_dir
         self.address = address
         self.port = port
+        self.sudo_password = sudo_password
+        self.forwarder: NamespaceForwarder | None = None
         self.process: asyncio.subprocess.Process | None = None
         self.info: JumphostInfo | None = None
         self._log_handle = None
@@ -134,16 +219,21 @@ class Jumphost:
             raise RuntimeError(f"sshd rejected its configuration: {check.stderr.strip()}")
         log_path = os.path.join(jh, "sshd.log")
         self._log_handle = open(log_path, "ab")
-        script = NAMESPACE_SCRIPT.format(admin=ADMIN_USER, sshd=SSHD)
+        script = NAMESPACE_SCRIPT.format(admin=ADMIN_USER, sshd=SSHD,
+                                         sudo_tag="" if self.sudo_password else "NOPASSWD: ")
+        listener = open_listener(self.address, self.port)  # taken first: a port in use fails here, clearly
         # A PID namespace of its own, tied to this process: should the simulator die, even by SIGKILL, unshare
         # dies with it (pdeathsig), sends TERM to sshd (--kill-child), and every session goes with sshd.
         self.process = await asyncio.create_subprocess_exec(
             "setpriv", "--pdeathsig", "KILL", "--",
-            "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child=TERM", "--",
+            "unshare", "--mount", "--propagation", "private", "--pid", "--net", "--fork", "--mount-proc",
+            "--kill-child=TERM", "--",
             "/bin/sh", "-c", script,
             env={"JH": jh, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=self._log_handle,
             start_new_session=True)
+        self.forwarder = NamespaceForwarder(await self._network_namespace(timeout), self.address, self.port)
+        await self.forwarder.start(listener)
         await self._wait_ready(timeout)
         known_hosts = os.path.join(jh, "known_hosts")
         host_keys = {}
@@ -155,10 +245,23 @@ class Jumphost:
                 host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
                 handle.write(f"{host} {line}\n")
         self.info = JumphostInfo(address=self.address, port=self.port, admin_user=ADMIN_USER,
-                                 admin_key=admin_key, admin_password=password, known_hosts=known_hosts,
+                                 admin_key=admin_key, admin_password=password,
+                                 sudo_needs_password=self.sudo_password, known_hosts=known_hosts,
                                  host_key_rsa=host_keys["rsa"], host_key_ed25519=host_keys["ed25519"],
                                  pid=self.process.pid, state_dir=jh, log=log_path)
         return self.info
+
+    async def _network_namespace(self, timeout: float) -> str:
+        """The path of the jumphost's network namespace, once unshare has made it (its first act)."""
+        assert self.process is not None
+        path = f"/proc/{self.process.pid}/ns/net"
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + timeout
+        while os.readlink(path) == own:
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the jumphost's namespaces were not made; see {self.state_dir}/sshd.log")
+            await asyncio.sleep(0.005)
+        return path
 
     async def _wait_ready(self, timeout: float) -> None:
         """Ready when the admin can log in (the namespace script has finished)."""
@@ -199,6 +302,8 @@ class Jumphost:
         return members
 
     async def stop(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         # Session processes outlive the listening sshd (an SSH control master
         # would keep talking to a jumphost that is gone): end the namespace whole.
         for pid in self._namespace_members():

@@ -13,9 +13,11 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -121,12 +123,35 @@ class Simulator:
     # --- jumphost -----------------------------------------------------------------------
 
     def jumphost_run(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run a shell command as root inside the jumphost's mount namespace (test inspection)."""
-        result = subprocess.run(["nsenter", "-t", str(self.jumphost["pid"]), "-m", "--", "/bin/sh", "-c", command],
+        """Run a shell command as root inside the jumphost's mount and network namespaces (test inspection)."""
+        result = subprocess.run(["nsenter", "-t", str(self.jumphost["pid"]), "-m", "-n", "--", "/bin/sh", "-c", command],
                                 capture_output=True, text=True, timeout=60, check=False)
         if check and result.returncode != 0:
             raise SimulatorError(f"jumphost command failed ({result.returncode}): {command}\n{result.stderr}")
         return result
+
+    def in_jumphost_network(self, make: Callable[[], Any]) -> Any:
+        """``make()`` run in a thread inside the jumphost's network namespace: sockets it makes are the jumphost's
+        (its ``127.0.0.1``, where its reverse tunnels listen)."""
+        from tests.simulator.jumphost import _enter_network_namespace  # pylint: disable=import-outside-toplevel
+        made: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                _enter_network_namespace(f"/proc/{self.jumphost['pid']}/ns/net")
+                made["value"] = make()
+            except OSError as exc:
+                made["error"] = exc
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        if "error" in made:
+            raise made["error"]
+        return made["value"]
+
+    def jumphost_connection(self, port: int, timeout: float = 5) -> socket.socket:
+        """A TCP connection to ``127.0.0.1:port`` as the jumphost itself would open it."""
+        return self.in_jumphost_network(lambda: socket.create_connection(("127.0.0.1", port), timeout=timeout))
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -248,12 +273,14 @@ def write_inventory(sim: Simulator, path: str) -> str:
         jump = sim.jumphost
         groups["jumphosts"] = {"hosts": {"jumphost": {
             "ansible_host": jump["address"], "ansible_port": jump["port"], "ansible_user": jump["admin_user"],
-            "ansible_ssh_private_key_file": jump["admin_key"], "ansible_become_password": jump["admin_password"],
+            "ansible_ssh_private_key_file": jump["admin_key"],
             "ansible_python_interpreter": "/usr/bin/python3",
             "ansible_ssh_common_args": (f"-o UserKnownHostsFile={jump['known_hosts']} -o StrictHostKeyChecking=yes "
                                         "-o IdentitiesOnly=yes"),
             "ansible_control_path_dir": control_dir,
         }}}
+        if jump["sudo_needs_password"]:
+            groups["jumphosts"]["hosts"]["jumphost"]["ansible_become_password"] = jump["admin_password"]
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)
     return path
