@@ -41,7 +41,7 @@ PARAMIKO_REQUIREMENT = ("paramiko", HAS_PARAMIKO, PARAMIKO_IMPORT_ERROR)
 WINDOW_SIZE = 16 * 1024 * 1024
 MAX_PACKET = 32768
 UPLOAD_BLOCK = 32768
-# Fewer, larger SFTP writes: OpenSSH sftp-server and asyncssh take messages up to 256 KiB.
+# Fewer, larger SFTP writes: OpenSSH's sftp-server takes messages up to 256 KiB.
 SFTP_REQUEST_SIZE = 253952
 RESUME_OVERLAP = 2 * WINDOW_SIZE
 

@@ -42,7 +42,7 @@ def _as_root(device, command):
 
 
 def test_an_existing_root_ssh_folder_is_moved_into_var_config_with_its_keys(sim_factory, tmp_path):
-    sim = sim_factory("--mlinux", "1", "--mlinux-mtcap", "1")
+    sim = sim_factory("--mlinux", "1", "--mlinux-mtcap", "1", "--device", "mlinux-01:ntp_reachable=0")
     device = sim.devices[0]
     operator, provisioning = _key(tmp_path, "operator"), _key(tmp_path, "provisioning")
     _as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' > /home/root/.ssh/authorized_keys && "

@@ -1,51 +1,38 @@
-"""One simulated Conduit: its state, its filesystem, its boot cycle.
+"""One simulated Conduit: what it is, and its boot cycle.
 
 A device is either an AEP (mPower) unit or an mLinux unit. AEP units serve the
-mPower HTTPS API and, once SSH is enabled and saved and the unit restarted,
-SSH and SFTP. ``mlinux-firmware-upgrade`` turns an AEP unit into an mLinux unit
-after a reboot that drops every service for the flash time. The network side
-(HTTPS, SSH, tunnel) lives in :mod:`tests.simulator.services`; this module
-holds what the device *is*.
+mPower HTTPS API (:mod:`tests.simulator.mpower`, the simulator's own: nothing
+real exists for it). A unit with SSH (an AEP unit once SSH is enabled, saved
+and the unit restarted; every mLinux unit) is a :class:`~.unit.UnitSystem`:
+real sshd, busybox, sudo, init scripts and ttn-multitech-cm's
+``mlinux-firmware-upgrade`` in namespaces of its own. When such a unit shuts
+down (busybox ``reboot``, the flash script, an mPower restart), this module
+reads what the unit left in its ``/var/volatile`` before the namespace ends:
+a staged flash makes it an mLinux unit after the flash time, with its
+``/var/config`` kept; anything else is a reboot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import os
-import posixpath
 import re
-import secrets
-import shutil
+import signal
 import tarfile
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import keys
 from .catalogue import PRODUCTS, Identity, Product
 from .images import read_rootfs_version
-from .shell import Io
-from .unit import links_into_var_config
-from .vfs import Account, DeviceFs, Mount, VfsError
-
-if TYPE_CHECKING:
-    from .services import DeviceServices
+from .services import HttpsService
+from .unit import Account, Event, UnitRoot, UnitSpec, UnitSystem
 
 AEP_FIRMWARE = "5.3.8"
 DEFAULT_MLINUX_VERSION = "5.3.31"
 PASSWORD_SYMBOLS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
-
-BUSYBOX_APPLETS = ("sh", "ash", "cat", "cp", "mv", "rm", "rmdir", "ln", "ls", "mkdir", "chmod", "chown", "touch",
-                   "grep", "sed", "stat", "readlink", "df", "date", "hostname", "uname", "sleep", "sync",
-                   "echo", "printf", "true", "false", "pidof")
-USR_BIN = ("sudo", "md5sum", "sha256sum", "sort", "head", "tail", "tee", "wc", "basename", "dirname", "env", "id",
-           "whoami", "pgrep", "logger", "test", "[")
-SBIN = ("reboot", "shutdown", "start-stop-daemon")
-USR_SBIN = ("update-rc.d", "ntpdate", "mlinux-firmware-upgrade", "mts-io-sysfs")
-
-UMOUNTFS_CELLULAR_CHECK = "mts_fw_check_hw_support_mp"
 
 
 @dataclass
@@ -58,8 +45,9 @@ class Knobs:
     startup_delay: float = 0.0
     never_return: bool = False
     drop_upload_after: int = 0
-    keep_host_keys: bool = False
-    ntp_reachable: bool = False
+    keep_host_keys: bool = True
+    ntp_reachable: bool = True
+    shutdown_grace: float = 0.5
     volatile_mib: int = 128
     post_flash_address: str | None = None
 
@@ -137,12 +125,24 @@ def password_problem(password: str, username: str) -> str | None:
     return None
 
 
+UNIT_KNOBS = ("ntp_reachable", "shutdown_grace", "drop_upload_after")
+STAGED_FLAG = "/var/volatile/do_flash_upgrade"
+STAGED_IMAGE = "/var/volatile/flash-upgrade/upgrade.bin"
+# what a unit's syslog says that tests look for, as simulator events
+LOG_EVENTS = (
+    (re.compile(r'sftp-server\[\d+\]: open "(?P<path>[^"]*)" flags \S*WRITE'), "sftp-open"),
+    (re.compile(r"sudo:\s+(?P<user>\S+) : .*COMMAND=(?P<command>\S*mlinux-firmware-upgrade.*)$"), "firmware-upgrade"),
+    (re.compile(r"sudo:\s+(?P<user>\S+) : .*COMMAND=(?P<command>.*)$"), "sudo"),
+    (re.compile(r"sim: fault: (?P<detail>.*)$"), "fault"),
+)
+
+
 class Device:
     """One simulated gateway (see module docstring)."""
 
     def __init__(self, *, name: str, index: int, kind: str, product: Product, identity: Identity,
                  address: str, https_port: int, ssh_port: int, state_dir: str, knobs: Knobs,
-                 mlinux_password: str, standard_ports: bool, aep_password: str | None = None,
+                 mlinux_password: str, standard_ports: bool, checkout: str, aep_password: str | None = None,
                  aep_ssh_enabled: bool = False, mlinux_version: str = DEFAULT_MLINUX_VERSION,
                  host_key: tuple[bytes, bytes] | None = None):
         self.name = name
@@ -157,40 +157,43 @@ class Device:
         self.mlinux_password = mlinux_password
         self.mlinux_version = mlinux_version
         self.standard_ports = standard_ports
+        self.checkout = checkout
         self.firmware = "aep" if kind == "aep" else "mlinux"
         self.up = False
         self.phase = "off"  # off, booting, up, rebooting, flashing
         self.events: list[dict[str, Any]] = []
         self.mpower = MPowerState(saved=factory_remote_access())
         self.mpower.running = copy.deepcopy(self.mpower.saved)
-        self.tunnel_status = "stopped"
         self.last_flash: dict[str, Any] = {}
         self.fault_cleared = asyncio.Event()
-        self.services: DeviceServices | None = None
+        self.jumphost_pid: int | None = None  # where the tunnel's remote port is looked for (its network namespace)
         self.host_key: bytes = b""
         self.host_key_pub: str = ""
         self.tls_fingerprint = ""
+        self.system: UnitSystem | None = None
+        self.https: HttpsService | None = None
         self._cycle: asyncio.Task | None = None
-        self.fs = DeviceFs(root=os.path.join(state_dir, "root"))
-        os.makedirs(self.fs.root, exist_ok=True)
+        self._log_offset = 0
+        self.unit = UnitRoot(os.path.join(state_dir, "unit"))
+        os.makedirs(self.unit.path, exist_ok=True)
         self.cert_path = os.path.join(state_dir, "https.crt")
         self.cert_key_path = os.path.join(state_dir, "https.key")
+        if host_key is not None:
+            self._take_host_key(host_key)
         if self.firmware == "aep":
             self.tls_fingerprint = keys.write_self_signed_cert(self.cert_path, self.cert_key_path,
                                                                product.product_type)
-            self._build_aep_rootfs()
+            self.https = HttpsService(self)
             if aep_password is not None:
-                self._commission("mtadm", aep_password)
+                self.mpower.commissioned = True
+                self.mpower.users["mtadm"] = aep_password
                 if aep_ssh_enabled:
                     ssh = self.mpower.saved["ssh"]
                     ssh.update(enabled=True, lan=True, wan=False, port=22)
                     self.mpower.running = copy.deepcopy(self.mpower.saved)
-        else:
-            if host_key is not None:
-                self._take_host_key(host_key)
-            else:
-                self._new_host_key(f"root@{product.product_type}")
-            self._build_mlinux_rootfs(keep=False)
+        elif not self.host_key:
+            self._take_host_key(keys.new_rsa_host_key(f"root@{product.product_type}"))
+        self.unit.build(self.unit_spec(), checkout)
 
     # --- identity ---------------------------------------------------------
 
@@ -263,237 +266,92 @@ class Device:
     def log(self, kind: str, **detail: Any) -> None:
         self.events.append({"t": round(time.time(), 3), "kind": kind, **detail})
 
-    # --- mPower ----------------------------------------------------------------
+    # --- the unit's files --------------------------------------------------------
 
-    def _commission(self, username: str, password: str) -> None:
-        self.mpower.commissioned = True
-        self.mpower.users[username] = password
-        self.fs.accounts[username] = Account(username, 1000 + len(self.mpower.users), 1000, f"/home/{username}",
-                                             "admin")
-        home = f"/home/{username}"
-        if not self.fs.exists(home):
-            self.fs.mkdir(home, 0o755)
-            self.fs.set_owner(home, username, "admin")
+    def accounts(self) -> list[Account]:
+        if self.firmware == "mlinux":
+            return [Account("root", 0, 0, "root", "/home/root", self.mlinux_password),
+                    Account("mtadm", 1000, 1000, "mtadm", "/home/mtadm", self.mlinux_password, sudo=True)]
+        return [Account("root", 0, 0, "root", "/home/root", None)] + [
+            Account(user, 1001 + number, 1000, "admin", f"/home/{user}", password, sudo=True)
+            for number, (user, password) in enumerate(self.mpower.users.items())]
 
-    # --- filesystem images ---------------------------------------------------
+    def unit_spec(self) -> UnitSpec:
+        return UnitSpec(firmware=self.firmware, hostname=self.product.product_type, address=self.address,
+                        ssh_port=self.listen_ssh_port, sysfs=self.sysfs_values(), accounts=self.accounts(),
+                        host_keys=[(self.host_key, self.host_key_pub)] if self.host_key else [],
+                        version=self.mlinux_version if self.firmware == "mlinux" else AEP_FIRMWARE,
+                        volatile_mib=self.knobs.volatile_mib, ntp_reachable=self.knobs.ntp_reachable,
+                        shutdown_grace=self.knobs.shutdown_grace)
 
-    def _install_commands(self, extra_usr_bin: tuple[str, ...] = ()) -> None:
-        for directory, names in (("/bin", BUSYBOX_APPLETS), ("/usr/bin", USR_BIN + extra_usr_bin),
-                                 ("/sbin", SBIN), ("/usr/sbin", USR_SBIN)):
-            for name in names:
-                path = posixpath.join(directory, name)
-                if not self.fs.exists(path):
-                    self.fs.write_text(path, f"#!/bin/sh\n# simulated {name}\n", mode=0o755)
+    def set_knobs(self, values: dict[str, Any]) -> None:
+        """Change knobs; those the unit's own scripts read take effect in the running unit."""
+        self.knobs.update(values)
+        self._write_unit_knobs()
 
-    def _base_tree(self) -> None:
-        fs = self.fs
-        for path, mode in (("/bin", 0o755), ("/sbin", 0o755), ("/usr", 0o755), ("/usr/bin", 0o755),
-                           ("/usr/sbin", 0o755), ("/etc", 0o755), ("/etc/init.d", 0o755), ("/etc/default", 0o755),
-                           ("/etc/ssh", 0o755), ("/home", 0o755), ("/home/root", 0o700), ("/var", 0o755),
-                           ("/var/config", 0o755), ("/var/volatile", 0o755), ("/media", 0o755)):
-            fs.mkdir(path, mode, parents=True)
-        for level in "0123456S":
-            fs.mkdir(f"/etc/rc{level}.d", 0o755, parents=True)
-        fs.mounts = [
-            Mount("/", "jffs2", "/dev/root", 262144),
-            Mount("/var/config", "jffs2", "/dev/mtdblock5", 32768),
-            Mount("/var/volatile", "tmpfs", "tmpfs", self.knobs.volatile_mib * 1024, wiped_on_reboot=True),
-        ]
-        self._volatile_dirs()
-        fs.write_text("/etc/init.d/functions", "# simulated /etc/init.d/functions\n", mode=0o644)
-        fs.write_text("/etc/hostname", f"{self.product.product_type}\n")
-        fs.accounts["root"] = Account("root", 0, 0, "/home/root", "root")
-
-    def _volatile_dirs(self) -> None:
-        fs = self.fs
-        fs.mkdir("/var/volatile/tmp", 0o1777, parents=True)
-        fs.chmod("/var/volatile/tmp", 0o1777)
-        fs.mkdir("/var/volatile/log", 0o755, parents=True)
-        if not fs.exists("/tmp", follow=False):
-            fs.symlink("var/volatile/tmp", "/tmp")
-
-    def _build_aep_rootfs(self) -> None:
-        self._base_tree()
-        self._install_commands()
-        umountfs = "#!/bin/sh\n# simulated umountfs\n"
-        if self.product.cellular:
-            umountfs += f'if [ -f /var/volatile/do_flash_upgrade ]; then\n\tif ! {UMOUNTFS_CELLULAR_CHECK} ' \
-                        f'"$mpower_version" "$hw_version"; then\n\t\trm -f /var/volatile/do_flash_upgrade\n\tfi\nfi\n'
-        umountfs += "umount -a -r\n"
-        self.fs.write_text("/etc/init.d/umountfs", umountfs, mode=0o755)
-        self.fs.write_text("/etc/mpower-version", f"{AEP_FIRMWARE}\n")
-        self.fs.mkdir("/var/config/db", 0o700, parents=True)
-
-    def _build_mlinux_rootfs(self, keep: bool) -> None:
-        """A fresh mLinux root; with ``keep`` the persistent /var/config survives (a flash)."""
-        fs = self.fs
-        preserved_links: list[tuple[str, str]] = []
-        if keep:
-            preserved_links = links_into_var_config(self.fs.root)
-            for name in os.listdir(fs.root):
-                if name == "var":
-                    continue
-                fs.remove("/" + name, recursive=True)
-            for name in fs.listdir("/var"):
-                if name != "config":
-                    fs.remove("/var/" + name, recursive=True)
-        else:
-            shutil.rmtree(fs.root)
-            os.makedirs(fs.root)
-        fs.owners = {k: v for k, v in fs.owners.items() if k.startswith("/var/config")}
-        fs.accounts = {}
-        self._base_tree()
-        self._install_commands(extra_usr_bin=("autossh",))
-        fs.accounts["mtadm"] = Account("mtadm", 1000, 1000, "/home/mtadm", "mtadm")
-        fs.mkdir("/home/mtadm", 0o755)
-        fs.set_owner("/home/mtadm", "mtadm", "mtadm")
-        fs.write_text("/etc/mlinux-version",
-                      f"mLinux {self.mlinux_version}\nBuilt from branch: ttni-5.3\n"
-                      f"Revision: {hashlib.sha1(self.mlinux_version.encode()).hexdigest()}\n")
-        fs.write_bytes("/etc/ssh/ssh_host_rsa_key", self.host_key, mode=0o600)
-        fs.write_text("/etc/ssh/ssh_host_rsa_key.pub", self.host_key_pub.strip() + "\n", mode=0o644)
-        fs.write_text("/etc/init.d/umountfs", "#!/bin/sh\n# simulated umountfs\numount -a -r\n", mode=0o755)
-        fs.write_text("/etc/init.d/sshd", "#!/bin/sh\n# simulated sshd init script\n", mode=0o755)
-        for link, target in preserved_links:
-            if not fs.exists(posixpath.dirname(link)):
-                fs.mkdir(posixpath.dirname(link), 0o755, parents=True)
-            if not fs.exists(link, follow=False):
-                fs.symlink(target, link)
-
-    def _new_host_key(self, comment: str) -> None:
-        self._take_host_key(keys.new_rsa_host_key(comment))
+    def _write_unit_knobs(self) -> None:
+        for name in UNIT_KNOBS:
+            value = getattr(self.knobs, name)
+            self.unit.set_knob(name, None if name == "drop_upload_after" and not value else value)
 
     def _take_host_key(self, key: tuple[bytes, bytes]) -> None:
         """``key``: (OpenSSH private key, public key line), as keys.new_rsa_host_key makes it."""
         self.host_key, self.host_key_pub = key[0], key[1].decode().strip()
 
-    # --- shell hooks -------------------------------------------------------------
+    def _commission(self, username: str, password: str) -> None:
+        self.mpower.commissioned = True
+        self.mpower.users[username] = password
 
-    def sysfs(self, attribute: str) -> str | None:
-        return self.sysfs_values().get(attribute)
+    # --- what a running unit shows ---------------------------------------------------
 
-    def check_password(self, user: str, password: str) -> bool:
-        if self.firmware == "aep":
-            return self.mpower.users.get(user) == password
-        return user in ("root", "mtadm") and secrets.compare_digest(password, self.mlinux_password)
-
-    def may_sudo(self, user: str) -> bool:
-        return user in self.mpower.users if self.firmware == "aep" else user == "mtadm"
-
-    def process_names(self) -> list[str]:
-        names = ["init", "syslogd", "sshd"]
-        if self.firmware == "aep":
-            names.append("lighttpd")
-        if self.services is not None and self.services.tunnel_running:
-            names.append("autossh")
-        return names
-
-    def ntp_sync(self, io: Io) -> int:
-        if self.knobs.ntp_reachable:
-            io.stdout.write(time.strftime("%d %b %H:%M:%S") + " ntpdate[812]: adjust time server 127.0.0.123 "
-                            "offset 0.000412 sec\n")
-            return 0
-        io.stderr.write(time.strftime("%d %b %H:%M:%S") + " ntpdate[812]: no server suitable for "
-                        "synchronization found\n")
-        return 1
-
-    async def init_script(self, name: str, action: str, io: Io) -> int:
-        if name != "ssh_tunnel":
-            return 0
-        assert self.services is not None
-        return await self.services.tunnel_init_script(action, io)
-
-    async def reboot(self, io: Io) -> int:
-        io.stderr.write("\nBroadcast message from root@" + self.product.product_type +
-                        ":\n\nThe system is going down for reboot NOW!\n")
-        self.schedule_cycle("reboot")
-        await asyncio.sleep(3600)
-        return 0
-
-    async def firmware_upgrade(self, path: str, io: Io) -> int:
-        """The device-side upgrade script (reference §4): checks, then reboot into the flash."""
-        def say(message: str) -> None:
-            io.stderr.write(f"firmware_upgrade: {message}\n")
-
-        fs = self.fs
+    def harvest_log(self) -> None:
+        """Turn what the running unit's syslog gained since last time into events (it lives in /var/volatile,
+        gone with the next boot)."""
+        path = self.system.volatile_path("/var/log/messages") if self.system is not None else None
+        if path is None:
+            return
         try:
-            host = fs.host_path(path)
-            if not os.path.isfile(host):
-                raise VfsError(2, path)
-        except VfsError:
-            say(f"{path}: No such file or directory")
-            return 1
-        self.log("firmware-upgrade", path=path)
+            with open(path, "rb") as handle:
+                handle.seek(self._log_offset)
+                data = handle.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]
+        self._log_offset += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            for pattern, kind in LOG_EVENTS:
+                found = pattern.search(line)
+                if found:
+                    self.log(kind, **found.groupdict())
+                    if kind == "fault":  # the unit's SFTP server fires it once, and removes its knob
+                        self.knobs.drop_upload_after = 0
+                    break
+
+    def tunnel_status(self) -> str:
+        """``up`` when the jumphost listens on the tunnel's remote port, ``stopped`` when no tunnel process runs in
+        the unit, ``connecting`` otherwise."""
+        if self.system is None or not self.system.running:
+            return "stopped"
+        names = self.system.process_names()
+        if not {"autossh", "ssh"} & set(names):
+            return "stopped"
+        port = self._tunnel_remote_port()
+        if port is not None and self.jumphost_pid is not None and _listening(self.jumphost_pid, port):
+            return "up"
+        return "connecting"
+
+    def _tunnel_remote_port(self) -> int | None:
         try:
-            archive = tarfile.open(host, "r:")
-        except (tarfile.TarError, OSError):
-            io.stderr.write("tar: invalid tar magic\n")
-            say("Wrong firmware for this hardware")
-            return 1
-        with archive:
-            try:
-                archive.getmembers()
-            except (tarfile.TarError, OSError):
-                pass  # a truncated archive: keep the members read before the end
-            members = {m.name: m for m in archive.members}
-            model_member = members.get("model")
-            model = ""
-            if model_member is not None:
-                try:
-                    model = archive.extractfile(model_member).read().decode("ascii", "replace").strip()
-                except (tarfile.TarError, OSError, AttributeError):
-                    model = ""
-            hw_version = self.product.hw_version
-            if not model or not hw_version.lower().startswith(model.lower() + "-"):
-                say("Wrong firmware for this hardware")
-                say(f"hardware {hw_version}, firmware model '{model or 'none'}'")
-                return 1
-            version = None
-            for name in ("bstrap.bin", "uboot.bin", "uImage.bin", "config.jffs2", "oem.jffs2", "rootfs.jffs2"):
-                if name not in members:
-                    continue
-                say(f"Checking MD5 for {name}...")
-                expected = ""
-                if f"{name}.md5" in members:
-                    try:
-                        expected = archive.extractfile(members[f"{name}.md5"]).read().decode().split()[0]
-                    except (tarfile.TarError, OSError, IndexError, AttributeError):
-                        expected = ""
-                digest = hashlib.md5()
-                head = b""
-                try:
-                    handle = archive.extractfile(members[name])
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        if not head:
-                            head = block[:256]
-                        digest.update(block)
-                    complete = True
-                except (tarfile.TarError, OSError):
-                    io.stderr.write("tar: short read\n")
-                    complete = False
-                if not complete or digest.hexdigest() != expected.lower():
-                    io.stdout.write("-: FAILED\n")
-                    io.stderr.write("md5sum: WARNING: 1 of 1 computed checksums did NOT match\n")
-                    say("MD5 check failed, upgrade aborted")
-                    return 1
-                io.stdout.write("-: OK\n")
-                if name == "rootfs.jffs2":
-                    version = read_rootfs_version(head)
-        fs.mkdir("/var/volatile/flash-upgrade", 0o755, parents=True)
-        fs.rename(path, "/var/volatile/flash-upgrade/upgrade.bin")
-        fs.write_bytes("/var/volatile/do_flash_upgrade", b"")
-        self.last_flash = {"model": model, "version": version or DEFAULT_MLINUX_VERSION, "t": time.time()}
-        say("Rebooting")
-        io.stderr.write("\nBroadcast message from root@" + self.product.product_type +
-                        ":\n\nThe system is going down for reboot NOW!\n")
-        self.schedule_cycle("flash")
-        await asyncio.sleep(3600)
-        return 1
+            with open(self.unit.resolve("/etc/default/ssh_tunnel")) as handle:
+                text = handle.read()
+        except OSError:
+            return None
+        found = re.search(r"^REMOTE_PORT=[\"']?(\d+)", text, re.MULTILINE)
+        return int(found.group(1)) if found else None
 
     # --- the boot cycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        assert self.services is not None
         if self.knobs.startup_delay > 0:
             self.phase = "booting"
             self._cycle = asyncio.get_running_loop().create_task(self._delayed_start())
@@ -505,24 +363,76 @@ class Device:
         await self._boot()
 
     def schedule_cycle(self, kind: str) -> None:
-        """Reboot soon (after the caller's reply is on its way): restart, reboot or flash."""
+        """A restart asked for over mPower: the unit shuts down as it would (its runlevel 6 scripts run, a
+        flash it staged goes ahead) once the reply is on its way."""
         if self._cycle is not None and not self._cycle.done():
             return
         self.log("reboot", reason=kind)
-        self._cycle = asyncio.get_running_loop().create_task(self._run_cycle(kind))
+        loop = asyncio.get_running_loop()
+        if self.system is not None and self.system.init_pid is not None:
+            loop.call_later(0.15, self._signal_init, signal.SIGTERM)
+        else:
+            self._cycle = loop.create_task(self._run_cycle(kind, wait=0.15))
 
-    async def _run_cycle(self, kind: str) -> None:
-        assert self.services is not None
-        await asyncio.sleep(0.15)
-        self.phase = "flashing" if kind == "flash" else "rebooting"
-        await self.services.stop(reason=kind)
-        self.up = False
-        flash_pending = self.fs.exists("/var/volatile/do_flash_upgrade")
-        blocked = (flash_pending and self.firmware == "aep" and self.product.cellular
-                   and self._cellular_check_active())
-        if flash_pending and not blocked:
-            # the new host key is made while the flash runs, in a thread: thirty of them at the end of the flash
-            # would hold up every unit of the simulator at the moment they all boot
+    def _signal_init(self, signum: int) -> None:
+        if self.system is not None and self.system.init_pid is not None:
+            try:
+                os.kill(self.system.init_pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def power_cycle(self) -> None:
+        """Power off and on: nothing in /var/volatile survives, no script runs."""
+        if self._cycle is not None and not self._cycle.done():
+            return
+        self.log("reboot", reason="power-cycle")
+        self._cycle = asyncio.get_running_loop().create_task(self._run_cycle("power-cycle", read_staged=False))
+
+    async def _unit_event(self, event: Event) -> None:
+        if event[0] == "shutdown" and (self._cycle is None or self._cycle.done()):
+            self.log("reboot", reason=event[1])
+            self._cycle = asyncio.get_running_loop().create_task(self._run_cycle(event[1]))
+        elif event[0] == "gone" and (self._cycle is None or self._cycle.done()):
+            self.log("crash", detail=" ".join(event[1:]))
+            self._cycle = asyncio.get_running_loop().create_task(self._run_cycle("crash", read_staged=False))
+
+    def _staged_flash(self) -> dict[str, Any] | None:
+        """What mlinux-firmware-upgrade left for the flash, read inside the unit's own /var/volatile."""
+        assert self.system is not None
+        image = self.system.volatile_path(STAGED_IMAGE)
+        flag = self.system.volatile_path(STAGED_FLAG)
+        if image is None or flag is None or not os.path.isfile(image):
+            return None
+        staged: dict[str, Any] = {"flag": os.path.exists(flag), "model": "", "version": None}
+        try:
+            with tarfile.open(image, "r:") as archive:
+                for member in archive:
+                    handle = archive.extractfile(member) if member.isfile() else None
+                    if handle is None:
+                        continue
+                    if member.name == "model":
+                        staged["model"] = handle.read(64).decode("ascii", "replace").strip()
+                    elif member.name == "rootfs.jffs2":
+                        staged["version"] = read_rootfs_version(handle.read(256))
+                        break
+        except (tarfile.TarError, OSError):
+            pass
+        return staged
+
+    async def _run_cycle(self, kind: str, wait: float = 0.0, read_staged: bool = True) -> None:
+        await asyncio.sleep(wait)
+        self.phase = "rebooting"
+        staged = None
+        if self.system is not None:
+            self.harvest_log()
+            if read_staged:
+                staged = await asyncio.to_thread(self._staged_flash)
+        await self._stop_services(kind)
+        if staged and staged["flag"]:
+            self.phase = "flashing"
+            self.last_flash = {"model": staged["model"], "version": staged["version"] or DEFAULT_MLINUX_VERSION,
+                               "t": time.time()}
+            # made while the flash runs, in a thread: the event loop serves every other unit meanwhile
             new_key = None
             if not self.knobs.keep_host_keys or not self.host_key:
                 new_key = asyncio.ensure_future(asyncio.to_thread(keys.new_rsa_host_key,
@@ -534,22 +444,14 @@ class Device:
                 self.log("fault-cleared")
             await self._become_mlinux(new_key)
         else:
-            if blocked:
-                self.log("flash-skipped", reason="umountfs hardware check refused the flash on a cellular unit")
+            if staged:
+                self.log("flash-skipped", reason="the shutdown scripts removed the staged flash (on a cellular unit: "
+                                                 "the umountfs hardware check)")
             await asyncio.sleep(self.knobs.reboot_time if self.firmware == "aep" else self.knobs.boot_time)
             if self.firmware == "aep":
                 self.mpower.running = copy.deepcopy(self.mpower.saved)
                 self.mpower.tokens.clear()
-        self.fs.wipe("/var/volatile")
-        self._volatile_dirs()
         await self._boot()
-
-    def _cellular_check_active(self) -> bool:
-        try:
-            text = self.fs.read_text("/etc/init.d/umountfs")
-        except VfsError:
-            return False
-        return any(re.match(rf"\s*if\s+!\s*{UMOUNTFS_CELLULAR_CHECK}\b", line) for line in text.splitlines())
 
     async def _become_mlinux(self, new_key: asyncio.Future | None) -> None:
         self.mlinux_version = self.last_flash.get("version", DEFAULT_MLINUX_VERSION)
@@ -557,29 +459,42 @@ class Device:
             self._take_host_key(await new_key)
         self.firmware = "mlinux"
         self.mpower = MPowerState()
-        self._build_mlinux_rootfs(keep=True)
+        self.https = None
         if self.knobs.post_flash_address:
             self.address = self.knobs.post_flash_address
+        await asyncio.to_thread(self.unit.build, self.unit_spec(), self.checkout, True)
         self.log("flashed", version=self.mlinux_version)
 
     async def _boot(self) -> None:
-        assert self.services is not None
-        await self.services.start()
+        if self.https is not None:
+            await self.https.start()
+        if self.ssh_enabled:
+            if not self.host_key:
+                self._take_host_key(await asyncio.to_thread(keys.new_rsa_host_key,
+                                                            f"admin@{self.product.product_type}"))
+            spec = self.unit_spec()
+            await asyncio.to_thread(self.unit.configure, spec)
+            self._write_unit_knobs()
+            self._log_offset = 0
+            self.system = UnitSystem(self.unit, spec.hostname, spec.volatile_mib, self._unit_event)
+            await self.system.start()
         self.up = True
         self.phase = "up"
         self.log("up", state=self.state)
-        if self.firmware == "mlinux" and self._tunnel_enabled_at_boot():
-            await self.services.tunnel_start()
 
-    def _tunnel_enabled_at_boot(self) -> bool:
-        directory = "/etc/rc5.d"
-        if not self.fs.exists(directory):
-            return False
-        return any(re.fullmatch(r"S\d\dssh_tunnel", n) and self.fs.exists(f"{directory}/{n}")
-                   for n in self.fs.listdir(directory))
+    async def _stop_services(self, reason: str) -> None:
+        system, self.system = self.system, None
+        if system is not None:
+            await system.kill()
+        if self.https is not None:
+            await self.https.stop()
+        self.up = False
+        self.log("down", reason=reason)
 
-    async def power_cycle(self) -> None:
-        self.schedule_cycle("power-cycle")
+    async def stop(self) -> None:
+        if self._cycle is not None:
+            self._cycle.cancel()
+        await self._stop_services("shutdown")
 
     def manifest_entry(self) -> dict[str, Any]:
         entry = {
@@ -599,6 +514,7 @@ class Device:
             "tls_fingerprint_sha256": self.tls_fingerprint or None,
             "host_key": self.host_key_pub or None,
             "mlinux_version": self.mlinux_version if self.firmware == "mlinux" else None,
+            "unit_root": self.unit.root,
             "credentials": {
                 "aep": {"username": next(iter(self.mpower.users), "mtadm"),
                         "password": next(iter(self.mpower.users.values()), None)},
@@ -608,6 +524,21 @@ class Device:
             "knobs": dict(vars(self.knobs)),
         }
         return entry
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether something listens on TCP ``port`` in the network namespace of process ``pid``."""
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    return False
 
 
 def product_for(spec: str | None, product_type: str, cellular: bool) -> Product:

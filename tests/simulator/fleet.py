@@ -25,7 +25,8 @@ from . import keys
 from .catalogue import make_identity
 from .device import Device, Knobs, product_for
 from .jumphost import Jumphost, free_ports
-from .services import DeviceServices, in_private_network_namespace, open_listener
+from .services import in_private_network_namespace, open_listener
+from .unit import require_parts
 
 FLEET_KEY = web.AppKey("fleet", object)
 
@@ -133,6 +134,14 @@ class Fleet:
     async def start(self) -> None:
         self.started = time.monotonic()
         specs = self.specs()
+        checkout = require_parts()
+        if self.options.jumphost:
+            # first: a unit whose tunnel is enabled at boot calls it at once
+            jumphost_address = str(self.network.network_address + 1)
+            port = 22 if self.standard_ports else free_ports(jumphost_address, 1)[0]
+            self.jumphost = Jumphost(os.path.join(self.state_dir, "jumphost"), jumphost_address, port,
+                                     sudo_password=self.options.jumphost_sudo_password)
+            self.jumphost_info = (await self.jumphost.start()).as_dict()
         rsa_needed = [name for name, spec in specs.items() if spec.kind == "mlinux"]
         loop = asyncio.get_running_loop()
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -141,6 +150,7 @@ class Fleet:
                 for n in rsa_needed))
         host_keys = dict(zip(rsa_needed, generated))
         seen_macs: set[str] = set()
+        making = []
         for index, (name, spec) in enumerate(specs.items()):
             identity = make_identity(self.seed, index)
             bump = 0
@@ -157,28 +167,19 @@ class Fleet:
             https_port, ssh_port = (443, 22) if self.standard_ports else free_ports(address, 2)
             state_dir = os.path.join(self.state_dir, "devices", name)
             os.makedirs(state_dir, exist_ok=True)
-            device = await asyncio.to_thread(
+            making.append(asyncio.to_thread(
                 _make_device, name=name, index=index, spec=spec, identity=identity, address=address,
                 https_port=https_port, ssh_port=ssh_port, state_dir=state_dir, knobs=knobs,
-                mlinux_password=self.mlinux_password, standard_ports=self.standard_ports,
-                host_key=host_keys.get(name))
-            DeviceServices(device)
-            self.devices[name] = device
+                mlinux_password=self.mlinux_password, standard_ports=self.standard_ports, checkout=checkout,
+                host_key=host_keys.get(name)))
+        for device in await asyncio.gather(*making):
+            device.jumphost_pid = self.jumphost.process.pid if self.jumphost and self.jumphost.process else None
+            self.devices[device.name] = device
         await asyncio.gather(*(d.start() for d in self.devices.values()))
-        if self.options.jumphost:
-            jumphost_address = str(self.network.network_address + 1)
-            port = 22 if self.standard_ports else free_ports(jumphost_address, 1)[0]
-            self.jumphost = Jumphost(os.path.join(self.state_dir, "jumphost"), jumphost_address, port,
-                                     sudo_password=self.options.jumphost_sudo_password)
-            self.jumphost_info = (await self.jumphost.start()).as_dict()
         await self._start_control()
 
     async def stop(self) -> None:
-        for device in self.devices.values():
-            if device._cycle is not None:  # pylint: disable=protected-access
-                device._cycle.cancel()  # pylint: disable=protected-access
-        await asyncio.gather(*(d.services.stop("shutdown") for d in self.devices.values() if d.services),
-                             return_exceptions=True)
+        await asyncio.gather(*(d.stop() for d in self.devices.values()), return_exceptions=True)
         if self.jumphost is not None:
             await self.jumphost.stop()
         if self._control_runner is not None:
@@ -250,7 +251,7 @@ async def _control_device(request: web.Request) -> web.Response:
     device = _named(request)
     entry = device.manifest_entry()
     entry.pop("credentials")  # live state only: the manifest file holds the secrets tests need
-    entry.update(phase=device.phase, tunnel_status=device.tunnel_status,
+    entry.update(phase=device.phase, tunnel_status=device.tunnel_status(),
                  mpower={"commissioned": device.mpower.commissioned, "saved": device.mpower.saved,
                          "running": device.mpower.running, "users": sorted(device.mpower.users)})
     return web.json_response(entry)
@@ -258,6 +259,7 @@ async def _control_device(request: web.Request) -> web.Response:
 
 async def _control_events(request: web.Request) -> web.Response:
     device = _named(request)
+    device.harvest_log()
     since = int(request.query.get("since", "0"))
     return web.json_response({"events": device.events[since:], "next": len(device.events)})
 
@@ -265,7 +267,7 @@ async def _control_events(request: web.Request) -> web.Response:
 async def _control_knobs(request: web.Request) -> web.Response:
     device = _named(request)
     try:
-        device.knobs.update(await request.json())
+        device.set_knobs(await request.json())
     except (KeyError, ValueError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return web.json_response(vars(device.knobs))
@@ -280,5 +282,5 @@ async def _control_clear_fault(request: web.Request) -> web.Response:
 
 async def _control_power_cycle(request: web.Request) -> web.Response:
     device = _named(request)
-    await device.power_cycle()
+    device.power_cycle()
     return web.json_response({"ok": True})

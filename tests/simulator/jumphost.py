@@ -26,8 +26,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import asyncssh
-
 from .services import open_listener
 
 SSHD = "/usr/sbin/sshd"
@@ -264,23 +262,25 @@ class Jumphost:
         return path
 
     async def _wait_ready(self, timeout: float) -> None:
-        """Ready when the admin can log in (the namespace script has finished)."""
+        """Ready when the admin can log in (the namespace script has finished): OpenSSH's own client says so."""
         deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
+        last_error = ""
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.returncode is not None:
                 raise RuntimeError(f"sshd exited with {self.process.returncode}; see "
                                    f"{os.path.join(self.state_dir, 'sshd.log')}")
-            try:
-                conn = await asyncio.wait_for(asyncssh.connect(
-                    self.address, self.port, username=ADMIN_USER, known_hosts=None, agent_path=None,
-                    config=None, client_keys=[os.path.join(self.state_dir, "admin_key")]), 5)
-                conn.close()
+            probe = await asyncio.create_subprocess_exec(
+                "ssh", "-F", "none", "-p", str(self.port), "-i", os.path.join(self.state_dir, "admin_key"),
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                f"{ADMIN_USER}@{self.address}", "true",
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _out, err = await probe.communicate()
+            if probe.returncode == 0:
                 return
-            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
-                last_error = exc
-                await asyncio.sleep(0.05)
+            last_error = err.decode(errors="replace").strip()
+            await asyncio.sleep(0.05)
         raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
 
     def _namespace_members(self) -> list[int]:

@@ -6,10 +6,9 @@ import datetime
 import hashlib
 import ssl
 
-import asyncssh
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -46,28 +45,10 @@ def server_ssl_context(cert_path: str, key_path: str) -> ssl.SSLContext:
     return context
 
 
-_PARSED_KEYS: dict[bytes, asyncssh.SSHKey] = {}
-
-
 def new_rsa_host_key(comment: str) -> tuple[bytes, bytes]:
-    """An RSA 2048 host key as (OpenSSH private key, public key line)."""
-    key = asyncssh.generate_private_key("ssh-rsa", comment=comment, key_size=2048)
-    private = key.export_private_key("openssh")
-    _PARSED_KEYS[private] = key
-    return private, key.export_public_key("openssh")
-
-
-def private_key(data: bytes) -> asyncssh.SSHKey:
-    """A private key from its file's bytes, parsed at most once per simulator.
-
-    Every boot serves the host key and every tunnel start loads its identity; asyncssh's import checks an RSA key
-    each time (~40 ms of CPU), which on a bench of thirty units holds up the event loop they all share. The keys
-    are the simulator's own (made by new_rsa_host_key, or copied by a test from a device): nothing to check."""
-    key = _PARSED_KEYS.get(data)
-    if key is None:
-        key = _PARSED_KEYS[data] = asyncssh.import_private_key(data, unsafe_skip_rsa_key_validation=True)
-    return key
-
-
-def fingerprint(public_line: str) -> str:
-    return asyncssh.import_public_key(public_line).get_fingerprint("sha256")
+    """An RSA 2048 host key as (OpenSSH private key, public key line), as ssh-keygen writes them."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public + b" " + comment.encode()

@@ -18,6 +18,7 @@ also by SIGKILL, ends every process a unit started: the namespace's init goes wi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import select
 import shutil
@@ -34,10 +35,12 @@ CM_ENV = "TTN_MULTITECH_CM"
 CM_DEFAULT = os.path.join(os.path.dirname(REPO), "shared", "third_party", "ttn-multitech-cm")
 CM_FIRMWARE_UPGRADE = "roles/conduit/files/mlinux-firmware-upgrade"
 SSHD = "/usr/sbin/sshd"
+AUTOSSH_PROGRAM = "/usr/lib/autossh/autossh"
 REQUIRED_PROGRAMS = ("/usr/bin/busybox", SSHD, "/usr/lib/openssh/sftp-server", "/usr/bin/sudo", "/usr/bin/bash",
-                     "/usr/bin/python3", "/usr/bin/ssh", "/usr/bin/autossh", "/usr/bin/setpriv", "/usr/bin/unshare",
+                     "/usr/bin/python3", "/usr/bin/ssh", AUTOSSH_PROGRAM, "/usr/bin/setpriv", "/usr/bin/unshare",
                      "/usr/bin/openssl")
 SYSFS = "sys/devices/platform/mts-io"
+ONE_SHOT_KNOBS = ("drop_upload_after",)
 
 
 def ttn_multitech_cm_checkout() -> str | None:
@@ -134,6 +137,27 @@ class UnitRoot:
         """Where a device path's file lies on this machine (not for paths under /var/volatile or /proc)."""
         return os.path.join(self.root, device_path.lstrip("/"))
 
+    def resolve(self, device_path: str) -> str:
+        """``host(device_path)`` with the symlinks on the way followed as the unit follows them (inside its root)."""
+        parts = [part for part in device_path.split("/") if part]
+        resolved: list[str] = []
+        for _hop in range(40):
+            if not parts:
+                return self.host("/" + "/".join(resolved))
+            part = parts.pop(0)
+            if part == "..":
+                resolved = resolved[:-1]
+                continue
+            path = self.host("/" + "/".join(resolved + [part]))
+            if os.path.islink(path):
+                target = os.readlink(path)
+                if target.startswith("/"):
+                    resolved = []
+                parts = [each for each in target.split("/") if each and each != "."] + parts
+            elif part != ".":
+                resolved.append(part)
+        raise OSError(40, "Too many levels of symbolic links", device_path)
+
     # --- writing --------------------------------------------------------------------
 
     def write(self, device_path: str, data: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
@@ -154,12 +178,13 @@ class UnitRoot:
 
     def set_knob(self, name: str, value: bool | int | float | None) -> None:
         """A knob the unit's own scripts read (/etc/sim/NAME: 1/0, or a number as the shell compares it); None
-        removes it."""
+        removes it. Sessions read them as their user; one that fires once (drop_upload_after) empties its file."""
         if value is None:
             if os.path.lexists(self.host(f"/etc/sim/{name}")):
                 os.unlink(self.host(f"/etc/sim/{name}"))
             return
-        self.write(f"/etc/sim/{name}", f"{value:g}\n" if isinstance(value, float) else f"{int(value)}\n")
+        self.write(f"/etc/sim/{name}", f"{value:g}\n" if isinstance(value, float) else f"{int(value)}\n",
+                   0o666 if name in ONE_SHOT_KNOBS else 0o644)
 
     # --- building ----------------------------------------------------------------------
 
@@ -195,7 +220,7 @@ class UnitRoot:
     def _tree(self) -> None:
         for path, mode in (("/bin", 0o755), ("/sbin", 0o755), ("/usr", 0o755), ("/etc", 0o755),
                            ("/etc/init.d", 0o755), ("/etc/default", 0o755), ("/etc/ssh", 0o755),
-                           ("/etc/sudoers.d", 0o750), ("/etc/pam.d", 0o755), ("/etc/sim", 0o700), ("/home", 0o755),
+                           ("/etc/sudoers.d", 0o750), ("/etc/pam.d", 0o755), ("/etc/sim", 0o755), ("/home", 0o755),
                            ("/var", 0o755), ("/var/config", 0o755), ("/var/volatile", 0o755), ("/var/lib/opkg", 0o755),
                            ("/media", 0o755), ("/media/card", 0o755), ("/mnt", 0o755), ("/proc", 0o555),
                            ("/dev", 0o755), ("/sys", 0o555), ("/run", 0o755), ("/root", 0o700)):
@@ -217,7 +242,13 @@ class UnitRoot:
                 os.symlink("/usr/bin/busybox", path)
         self.symlink("/usr/bin/bash", "/bin/bash")
 
-    def _etc(self, spec: UnitSpec) -> None:
+    def configure(self, spec: UnitSpec) -> None:
+        """What may have changed since the root was built (before each boot): accounts (commissioning makes them on
+        AEP units), host keys, sshd's address and port."""
+        self.write_accounts(spec.accounts)
+        self._ssh(spec)
+
+    def _ssh(self, spec: UnitSpec) -> None:
         host_keys = []
         for private, public in spec.host_keys:
             kind = public.split()[0].replace("ssh-", "").replace("ecdsa-sha2-nistp256", "ecdsa")
@@ -227,9 +258,12 @@ class UnitRoot:
             host_keys.append(f"HostKey {name}")
         self.write("/etc/ssh/sshd_config", unit_files.SSHD_CONFIG.format(
             port=spec.ssh_port, address=spec.address, host_keys="\n".join(host_keys), path=unit_files.DEVICE_PATH))
-        self.write("/etc/hostname", spec.hostname + "\n")
         # The unit's own address is its localhost: a tunnel's `-R PORT:localhost:22` reaches this unit's sshd.
         self.write("/etc/hosts", f"{spec.address}\tlocalhost {spec.hostname}\n")
+
+    def _etc(self, spec: UnitSpec) -> None:
+        self._ssh(spec)
+        self.write("/etc/hostname", spec.hostname + "\n")
         self.write("/etc/nsswitch.conf", unit_files.NSSWITCH)
         self.write("/etc/profile", f"export PATH={unit_files.DEVICE_PATH}\nexport PS1='\\u@\\h:\\w\\$ '\n")
         self.write("/etc/pam.d/sudo", unit_files.PAM_SUDO)
@@ -239,7 +273,7 @@ class UnitRoot:
                 shutil.copyfile(f"/etc/{name}", self.host(f"/etc/{name}"))
         if spec.firmware == "mlinux":
             self.write("/etc/mlinux-version", f"mLinux {spec.version}\nBuilt from branch: ttni-5.3\n"
-                                              f"Revision: {abs(hash(spec.version)) % (1 << 64):016x}\n")
+                                              f"Revision: {hashlib.sha1(spec.version.encode()).hexdigest()}\n")
             self.write("/etc/init.d/functions", unit_files.FUNCTIONS)
             self.write("/etc/init.d/umountfs", unit_files.MLINUX_UMOUNTFS, 0o755)
             self.write("/var/lib/opkg/installed", unit_files.OPKG_INSTALLED)
@@ -292,6 +326,11 @@ class UnitRoot:
                                ("bin/opkg", unit_files.OPKG),
                                ("libexec/sim-sftp-server", unit_files.SFTP_SERVER)):
             _write_file(os.path.join(self.usr_upper, relative), text, 0o755)
+        # mLinux's /usr/bin/autossh is the program itself; Debian's is a wrapper script, which init scripts'
+        # `start-stop-daemon --exec /usr/bin/autossh` would never find running
+        shutil.copy2(AUTOSSH_PROGRAM, os.path.join(self.usr_upper, "bin", "autossh"))
+        if spec.firmware == "mlinux":  # mLinux has /usr/bin/python (Python 2 up to mLinux 5; 3 here)
+            os.symlink("python3", os.path.join(self.usr_upper, "bin", "python"))
         with open(os.path.join(checkout, CM_FIRMWARE_UPGRADE), "rb") as handle:
             _write_file(os.path.join(self.usr_upper, "sbin/mlinux-firmware-upgrade"), handle.read(), 0o755)
         self.write("/sbin/init", unit_files.INIT, 0o755)
@@ -419,6 +458,27 @@ class UnitSystem:
             self._log.close()
             self._log = None
         self.init_pid = None
+
+    def process_names(self) -> list[str]:
+        """The command names of the processes in the unit's PID namespace."""
+        if self.init_pid is None:
+            return []
+        try:
+            namespace = os.readlink(f"/proc/{self.init_pid}/ns/pid")
+        except OSError:
+            return []
+        names = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") != namespace:
+                    continue
+                with open(f"/proc/{entry}/comm") as handle:
+                    names.append(handle.read().strip())
+            except OSError:
+                continue
+        return names
 
     @property
     def running(self) -> bool:

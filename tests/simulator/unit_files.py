@@ -236,13 +236,26 @@ sync
 """
 
 # The SFTP subsystem: OpenSSH's own server. With the unit's drop_upload_after knob set, the
-# link is cut (once) after that many bytes came in, as a cable pulled mid-upload cuts it.
+# link is cut (once) after that many bytes came in, as a cable pulled mid-upload cuts it
+# (bytes passed on as they come: head -c, busybox's or coreutils', waits for more than the
+# SFTP dialogue sends before its first answer).
 SFTP_SERVER = r"""#!/bin/sh
+PASS_ON='
+import os, sys
+left = int(sys.argv[1])
+while left > 0:
+    data = os.read(0, min(left, 65536))
+    if not data:
+        break
+    os.write(1, data)
+    left -= len(data)
+'
 knob=/etc/sim/drop_upload_after
 if [ -s $knob ]; then
     limit=$(cat $knob)
-    rm -f $knob
-    head -c "$limit" | /usr/lib/openssh/sftp-server
+    : > $knob
+    /usr/bin/python3 -c "$PASS_ON" "$limit" | /usr/lib/openssh/sftp-server -l INFO
+    logger -t sim "fault: connection dropped mid-upload"
     pid=$PPID
     while [ "$pid" -gt 1 ]; do
         if [ "$(cat /proc/$pid/comm)" = sshd ]; then
@@ -253,7 +266,7 @@ if [ -s $knob ]; then
     done
     exit 1
 fi
-exec /usr/lib/openssh/sftp-server
+exec /usr/lib/openssh/sftp-server -l INFO
 """
 
 OPKG = r"""#!/bin/sh

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -295,6 +296,7 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
     provisioning = os.path.join(workdir, "provisioning")
     shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
     shutil.copytree(os.path.join(repo, "inventory_template", "org"), os.path.join(workdir, "org"))
+    fill_org(sim, os.path.join(workdir, "org"))
     images = os.path.join(workdir, "images")
     os.makedirs(images, exist_ok=True)
     for model in ("mtcdt", "mtcap"):
@@ -324,6 +326,32 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         handle.write("---\n# inventory_template/provisioning, filled in for the simulated fleet\n")
         yaml.safe_dump(settings, handle, sort_keys=False)
     return provisioning
+
+
+def fill_org(sim: Simulator, org: str) -> None:
+    """What an operator fills in inventory_template/org for their jumphost (the simulated one here): its address
+    and port in group_vars, its Host entry with its pinned key in ssh_config, and the key root on the gateways
+    will accept (the provisioning key, which is the jumphost admin's here). Comments and order stay."""
+    jump = sim.jumphost
+    with open(jump["admin_key"] + ".pub") as handle:
+        operator_key = handle.read().strip()
+    conduits = os.path.join(org, "inventory", "group_vars", "conduits.yml")
+    with open(conduits) as handle:
+        text = handle.read()
+    for placeholder, value in ((r"ssh_tunnel_remote_host: .*", f"ssh_tunnel_remote_host: {jump['address']}"),
+                               (r"ssh_tunnel_ssh_port: .*", f"ssh_tunnel_ssh_port: {jump['port']}"),
+                               (r'  - "ssh-ed25519 AAAA-replace-with-your-operators-keys[^\n]*"',
+                                f'  - "{operator_key}"')):
+        text, count = re.subn(placeholder, value.replace("\\", "\\\\"), text, count=1)
+        assert count == 1, f"inventory_template/org has no {placeholder!r} any more"
+    with open(conduits, "w") as handle:
+        handle.write(text)
+    with open(os.path.join(org, "ssh_config"), "w") as handle:
+        handle.write("# The simulated jumphost, filled in as an operator would.\n"
+                     f"Host jumphost\n    HostName {jump['address']}\n    Port {jump['port']}\n"
+                     f"    User {jump['admin_user']}\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n"
+                     f"    UserKnownHostsFile {jump['known_hosts']}\n    StrictHostKeyChecking yes\n"
+                     f"Host *\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n")
 
 
 def latest_report(provisioning: str) -> dict[str, Any]:
