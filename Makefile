@@ -8,7 +8,7 @@ VENV_PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-packages demo test unit sanity lint integration molecule bench clean
+.PHONY: setup system-packages demo test unit sanity lint integration molecule contract bench clean
 
 setup: $(VENV)/.installed system-packages
 
@@ -25,7 +25,7 @@ demo: setup
 
 # Every tier runs, even after a failure, and the summary names what failed.
 test: setup
-	@tests/utils/run-tiers unit sanity lint integration molecule
+	@tests/utils/run-tiers unit sanity lint integration molecule contract
 
 unit: setup
 	@tests/utils/tier-unit
@@ -41,6 +41,9 @@ integration: setup
 
 molecule: setup
 	@tests/utils/tier-molecule
+
+contract: setup
+	@tests/utils/tier-contract
 
 bench: setup
 	$(VENV_PY) -m benchmarks

@@ -1,0 +1,127 @@
+"""The hand-over, tried by its consumer: ttn-multitech-cm's own commands (its Makefile, its ansible.cfg, its
+playbook) against the organisation inventory that ``lorawan.conduit.provision`` wrote for a simulated fleet, through
+the simulated jumphost. The checkout is ``$TTN_MULTITECH_CM`` (default: the project's snapshot); nothing of it is
+copied into this repository, it is copied to a scratch folder for the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import _next_subnet
+from tests.simulator.unit import CM_ENV, CM_DEFAULT, ttn_multitech_cm_checkout
+from tests.utils.sim import REPO, collections_root, start_simulator, write_provisioning
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
+
+BIN = os.path.dirname(sys.executable)
+OUTPUT = os.path.join(REPO, "tests", "output", "contract")
+
+
+def _cm_collections() -> str:
+    done = subprocess.run([os.path.join(REPO, "tests", "utils", "ttn-cm-collections")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, f"could not get ttn-multitech-cm's collections: {done.stderr[-2000:]}"
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def handed_over(tmp_path_factory):
+    """Three factory units and one already on mLinux, provisioned with the README's command; then a scratch copy
+    of the ttn-multitech-cm checkout and the environment its Makefile runs in."""
+    checkout = ttn_multitech_cm_checkout()
+    if checkout is None:
+        pytest.fail(f"no ttn-multitech-cm checkout: set {CM_ENV} to one (IthacaThings/ttn-multitech-cm); "
+                    f"none at {CM_DEFAULT}")
+    workdir = str(tmp_path_factory.mktemp("contract"))
+    sim = start_simulator(["--subnet", _next_subnet(), "--aep", "3", "--aep-mtcap", "1", "--mlinux", "1",
+                           "--jumphost", "--reboot-time", "1", "--flash-time", "2"], workdir=workdir)
+    try:
+        provisioning = write_provisioning(sim, workdir, prefix="ttn-ct-",
+                                          addresses=[device["address"] for device in sim.devices])
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
+        done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "lorawan.conduit.provision", "-i",
+                               provisioning + "/", "-l", "new_gateways"], capture_output=True, text=True, env=env,
+                              timeout=900, check=False)
+        assert done.returncode == 0, done.stdout[-4000:]
+        cm = os.path.join(workdir, "ttn-multitech-cm")
+        shutil.copytree(checkout, cm, symlinks=True)
+        org = os.path.join(workdir, "org")
+        os.makedirs(OUTPUT, exist_ok=True)
+        cm_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_cm_collections(),
+                      ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(workdir, "cm-cp"),
+                      PATH=BIN + os.pathsep + os.environ["PATH"])
+        cm_env.pop("ANSIBLE_CONFIG", None)
+        gateways = sorted(name for name in os.listdir(os.path.join(org, "inventory", "host_vars"))
+                          if name.endswith(".yml"))
+        yield {"sim": sim, "org": org, "cm": cm, "env": cm_env,
+               "gateways": [name[:-len(".yml")] for name in gateways]}
+    finally:
+        sim.stop()
+
+
+def _make(over, *arguments, timeout=600):
+    done = subprocess.run(["make", "-C", over["cm"], "TTN_ANSIBLE_IN_DOCKER=1", f"TTN_ORG={over['org']}", *arguments],
+                          capture_output=True, text=True, env=over["env"], timeout=timeout, check=False)
+    with open(os.path.join(OUTPUT, "make-" + "-".join(re.sub(r"\W+", "_", a) for a in arguments)[:80] + ".log"),
+              "w") as log:
+        log.write(f"$ make {' '.join(arguments)}\n{done.stdout}{done.stderr}\nexit status {done.returncode}\n")
+    return done
+
+
+def test_every_gateway_is_in_the_inventory_ttn_multitech_cm_reads(handed_over):
+    over = handed_over
+    assert len(over["gateways"]) == 4
+    done = subprocess.run([os.path.join(BIN, "ansible-inventory"), "-i", os.path.join(over["org"], "inventory"),
+                           "--list"], cwd=over["cm"], capture_output=True, text=True, env=over["env"], timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    conduits = set()
+    for group in listed["conduits"]["children"]:
+        conduits.update(listed.get(group, {}).get("hosts", []))
+    assert conduits == set(over["gateways"])
+    for name in over["gateways"]:
+        host = listed["_meta"]["hostvars"][name]
+        assert isinstance(host["ssh_tunnel_remote_port"], int) and host["ansible_host"] == "localhost"
+        assert host["hostname"] == name
+
+
+def test_its_syntax_check_passes(handed_over):
+    done = _make(handed_over, "syntax-check")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_make_ping_reaches_every_gateway_through_the_jumphost(handed_over):
+    over = handed_over
+    done = _make(over, "TARGET=conduits", "ping")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    pongs = {line.split()[0] for line in done.stdout.splitlines() if "SUCCESS" in line and '"pong"' in line}
+    assert pongs == set(over["gateways"]), done.stdout
+    # and each tunnel ends at the unit that gateway was provisioned from (named after the address it was found at)
+    asked = subprocess.run([os.path.join(BIN, "ansible"), "-i", os.path.join(over["org"], "inventory"), "-o",
+                            "-m", "ansible.builtin.command", "-a", "mts-io-sysfs show mac-eth", "conduits"],
+                           cwd=over["cm"], capture_output=True, text=True, timeout=300, check=False,
+                           env=dict(over["env"], ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(over["org"], "catalog")))
+    assert asked.returncode == 0, asked.stdout[-3000:] + asked.stderr[-3000:]
+    macs = {line.split()[0]: line.rsplit(None, 1)[-1].lower() for line in asked.stdout.splitlines() if "rc=0" in line}
+    assert sorted(macs) == over["gateways"], asked.stdout
+    found_at = {"ttn-ct-" + device["address"].replace(".", "-"): device["mac"] for device in over["sim"].devices}
+    assert macs == found_at
+
+
+def test_apply_in_check_mode_connects_to_every_gateway(handed_over):
+    """ttn-multitech-cm's `make test` (apply in check mode). How far it gets, and why it stops, is recorded in
+    tests/output/contract; here: every gateway is reached and its facts gathered (the connection contract)."""
+    over = handed_over
+    done = _make(over, "TARGET=conduits", "test", timeout=900)
+    recap = {line.split()[0]: line for line in done.stdout.splitlines()
+             if re.match(r"^\S+\s+: ok=\d+", line)}
+    assert set(recap) == set(over["gateways"]), done.stdout[-3000:] + done.stderr[-3000:]
+    assert all("unreachable=0" in line for line in recap.values()), recap
