@@ -21,7 +21,7 @@ system-packages:
 	@tests/utils/ensure-system-packages
 
 demo: setup
-	$(VENV_PY) -m tests.simulator demo
+	$(VENV_PY) -m simulator demo
 
 # Every tier runs, even after a failure, and the summary names what failed.
 test: setup

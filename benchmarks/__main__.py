@@ -21,8 +21,8 @@ import sys
 import tempfile
 import time
 
-from tests.simulator.images import build_image
-from tests.utils.sim import start_simulator
+from simulator.images import build_image
+from simulator.harness import start_simulator
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -141,7 +141,7 @@ def discovery(runs: int = 3) -> dict:
     """``ansible-inventory`` with the conduits plugin on 16 bench ports (4 with a unit, 12 silent) and a /24 LAN
     holding 8 simulated units: the wall time of the whole command, Python start-up included."""
     from tests.utils.bench import Bench
-    from tests.utils.sim import collections_root
+    from simulator.harness import collections_root
     workdir = tempfile.mkdtemp(prefix="bench-discovery-")
     lan = start_simulator(["--aep", "8", "--subnet", "127.44.0.0/24"], workdir=os.path.join(workdir, "lan"))
     walls, found = [], 0
@@ -226,7 +226,7 @@ class _TreeMemory:
 def _playbook_run(*arguments: str) -> tuple[int, str, dict]:
     """One ``ansible-playbook`` run, measured: exit code, output, and wall time, CPU seconds of the run's whole
     process tree and its peak memory."""
-    from tests.utils.sim import collections_root
+    from simulator.harness import collections_root
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True",
                ANSIBLE_FORKS="40")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -246,7 +246,7 @@ def _playbook_run(*arguments: str) -> tuple[int, str, dict]:
 def _provision_run(provisioning: str, *extra: str) -> dict:
     """One ``ansible-playbook lorawan.conduit.provision`` run: wall time, controller CPU seconds, peak RSS, and
     the tasks Ansible ran per gateway (its recap: ok + skipped + rescued + ignored, the median gateway)."""
-    from tests.utils.sim import latest_report
+    from simulator.harness import latest_report
     returncode, output, measured = _playbook_run("lorawan.conduit.provision", "-i", provisioning + "/", *extra)
     recap = [line for line in output.splitlines() if line.startswith("bench-")]
     # a failed stage is rescued (the run goes on for the others): the report, not the recap, says who failed
@@ -311,7 +311,7 @@ REFERENCE_REBOOT_S, REFERENCE_FLASH_S = 150.0, 180.0
 def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int) -> dict:
     """provision.yml end to end on N factory units with fixed simulated reboot/flash times, then again on the
     provisioned N (the re-run cost), each fleet on its own subnet."""
-    from tests.utils.sim import write_provisioning
+    from simulator.harness import write_provisioning
     waits = ["-e", "aep_commission_reboot_timeout=%d" % (reboot_s * 4 + 60),
              "-e", "mlinux_upgrade_flash_timeout=%d" % (flash_s * 4 + 60)]
     runs = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import paramiko
 import pytest
 
-from tests.utils.sim import Simulator, collections_root, start_simulator
+from simulator.harness import Simulator, collections_root, start_simulator
 
 _SUBNETS = itertools.count()
 

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from tests.conftest import _next_subnet
-from tests.simulator.unit import CM_ENV, CM_DEFAULT, ttn_multitech_cm_checkout
-from tests.utils.sim import REPO, collections_root, start_simulator, write_provisioning
+from simulator.unit import CM_ENV, CM_DEFAULT, ttn_multitech_cm_checkout
+from simulator.harness import REPO, collections_root, start_simulator, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
 

@@ -12,9 +12,9 @@ import sys
 import pytest
 import yaml
 
-from tests.simulator.images import build_image
+from simulator.images import build_image
 from tests.utils.bench import Bench, vrf_supported
-from tests.utils.sim import collections_root
+from simulator.harness import collections_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")  # CI runs as root
 

@@ -11,13 +11,13 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     HostKeyMismatch,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import key_fingerprint
-from tests.simulator.images import build_image
+from simulator.images import build_image
 
 
 @pytest.fixture(scope="module")
 def units(tmp_path_factory):
     from tests.conftest import _next_subnet
-    from tests.utils.sim import start_simulator
+    from simulator.harness import start_simulator
     sim = start_simulator(["--subnet", _next_subnet(), "--mlinux", "1", "--aep", "1", "--volatile-mib", "200",
                            "--device", "aep-01:commissioned=1,ssh_enabled=1"],
                           workdir=str(tmp_path_factory.mktemp("units")))

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from tests.utils.sim import collections_root, wait_until, write_inventory
+from simulator.harness import collections_root, wait_until, write_inventory
 
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 
@@ -21,7 +21,7 @@ ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 @pytest.fixture(scope="module")
 def jumphost(tmp_path_factory):
     from tests.conftest import _next_subnet
-    from tests.utils.sim import start_simulator
+    from simulator.harness import start_simulator
     workdir = str(tmp_path_factory.mktemp("jumphost"))
     sim = start_simulator(["--subnet", _next_subnet(), "--jumphost"], workdir=workdir)
     inventory = write_inventory(sim, os.path.join(workdir, "inventory.yml"))

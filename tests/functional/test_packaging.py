@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.utils.sim import REPO, write_provisioning
+from simulator.harness import REPO, write_provisioning
 
 BIN = os.path.dirname(sys.executable)
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, load_mapping
-from tests.utils.sim import collections_root, latest_report, wait_until, write_provisioning
+from simulator.harness import collections_root, latest_report, wait_until, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 

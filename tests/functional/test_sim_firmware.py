@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from tests.conftest import port_open, ssh_client, ssh_run
-from tests.simulator.images import build_image
-from tests.utils.sim import wait_until
+from simulator.images import build_image
+from simulator.harness import wait_until
 
 PASSWORD = None  # filled from the manifest: the simulator commissioned the unit
 

@@ -15,8 +15,8 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel im
 from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts import tunnel_key_options
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import format_options
 from tests.conftest import ssh_client, ssh_run
-from tests.simulator.jumphost import free_ports
-from tests.utils.sim import wait_until
+from simulator.jumphost import free_ports
+from simulator.harness import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs ro
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     from tests.conftest import _next_subnet
-    from tests.utils.sim import start_simulator
+    from simulator.harness import start_simulator
     sim = start_simulator(["--subnet", _next_subnet(), "--mlinux", "2", "--mlinux-mtcap", "1", "--jumphost",
                            "--boot-time", "0.5"], workdir=str(tmp_path_factory.mktemp("fleet")))
     yield sim

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import port_open, ssh_client, ssh_run
-from tests.utils.sim import wait_until
+from simulator.harness import wait_until
 
 GOOD_PASSWORD = "Sw0rd#&+ !%x"  # every character the old tool mangled
 

@@ -1,4 +1,4 @@
-"""Simulated units built from real parts (tests/simulator/unit.py), tried the way people reach a real Conduit:
+"""Simulated units built from real parts (simulator/unit.py), tried the way people reach a real Conduit:
 OpenSSH's ssh/scp/sftp and paramiko with keys of their own, busybox's shell, real sudo, real init scripts, and
 ttn-multitech-cm's own mlinux-firmware-upgrade, whose reboot hands the unit back to the simulator."""
 
@@ -15,11 +15,11 @@ import paramiko
 import pytest
 
 from tests.conftest import _next_subnet, ssh_client, ssh_run
-from tests.simulator import keys
-from tests.simulator.images import build_image
-from tests.simulator.jumphost import Jumphost, free_ports
-from tests.simulator.unit import Account, UnitRoot, UnitSpec, UnitSystem, require_parts, wait_gone
-from tests.utils.sim import wait_until
+from simulator import keys
+from simulator.images import build_image
+from simulator.jumphost import Jumphost, free_ports
+from simulator.unit import Account, UnitRoot, UnitSpec, UnitSystem, require_parts, wait_gone
+from simulator.harness import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="units run in namespaces of their own (root)")
 
@@ -322,7 +322,7 @@ def test_a_refused_image_is_refused_by_the_real_script(mlinux, tmp_path):
 UNIT_OWNER = """
 import asyncio, sys
 sys.path.insert(0, {repo!r})
-from tests.simulator.unit import UnitRoot, UnitSystem
+from simulator.unit import UnitRoot, UnitSystem
 async def main():
     system = UnitSystem(UnitRoot({path!r}), "mtcdt", 32)
     await system.start()

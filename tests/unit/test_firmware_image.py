@@ -10,7 +10,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._firmware_image im
     expected_sha256,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import parse_df_available, parse_version
-from tests.simulator.images import build_image
+from simulator.images import build_image
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from tests.simulator.images import build_image, read_rootfs_version
+from simulator.images import build_image, read_rootfs_version
 
 
 def members(path):

@@ -14,7 +14,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from tests.utils.sim import Simulator, start_simulator
+from simulator.harness import Simulator, start_simulator
 
 BENCH_ADDRESS = "192.168.2.1"
 

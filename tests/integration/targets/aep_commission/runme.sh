@@ -9,7 +9,7 @@ trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 # aep-01 factory, aep-02 slow to boot, aep-03 already commissioned with another
 # password, aep-04 an MTCAP, aep-05 factory (password refused by the rules)
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --aep 5 --aep-mtcap 1 --reboot-time 1 --subnet "${SIM_SUBNET:-127.62.0.0/24}" \
     --device aep-02:startup_delay=4 --device aep-03:commissioned=1,ssh_enabled=1 \
     --device aep-04:product=MTCAP-868-001A -- \

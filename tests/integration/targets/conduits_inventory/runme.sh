@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --aep 2 --aep-mtcap 1 --mlinux 1 --device aep-02:commissioned=1,ssh_enabled=1 \
     --subnet "${SIM_SUBNET:-127.65.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" -e "work=$1" -e "subnet=$2" "$0" > "$1/run.log" 2>&1' \

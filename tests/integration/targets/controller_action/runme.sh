@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --mlinux 1 --subnet "${SIM_SUBNET:-127.68.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" -e "work=$1" "$0" > "$1/run.log" 2>&1' \
     "${here}/playbook.yml" "${workdir}" \

@@ -10,7 +10,7 @@ trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 ssh-keygen -q -t ed25519 -N "" -C provisioning -f "${workdir}/provisioning"
 ssh-keygen -q -t rsa -b 2048 -N "" -C impostor -f "${workdir}/impostor"
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --mlinux 2 --mlinux-mtcap 1 --jumphost --subnet "${SIM_SUBNET:-127.64.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" -e "work=$1" "$0" > "$1/run.log" 2>&1' \
     "${here}/playbook.yml" "${workdir}" \

@@ -8,7 +8,7 @@ workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 python "${here}/make_gateways.py" "${workdir}/gateways.yml" 32
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-ANSIBLE_FORKS=40 python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+ANSIBLE_FORKS=40 python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --jumphost --subnet "${SIM_SUBNET:-127.63.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" -i "$1" "$0" > "$2" 2>&1' \
     "${here}/playbook.yml" "${workdir}/gateways.yml" "${workdir}/run.log" \

@@ -10,18 +10,18 @@ trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 images="${workdir}/images"
 mkdir -p "${images}"
 for model in mtcdt mtcap; do
-    python -m tests.simulator image "${images}/good-${model}.bin" --model "${model}" --size 3M --version 5.3.31
+    python -m simulator image "${images}/good-${model}.bin" --model "${model}" --size 3M --version 5.3.31
 done
-python -m tests.simulator image "${images}/other-version-mtcdt.bin" --model mtcdt --size 1M --version 5.3.30
+python -m simulator image "${images}/other-version-mtcdt.bin" --model mtcdt --size 1M --version 5.3.30
 for defect in wrong-model bad-md5 truncated not-tar; do
-    python -m tests.simulator image "${images}/${defect}.bin" --model mtcdt --size 1M --defect "${defect}"
+    python -m simulator image "${images}/${defect}.bin" --model mtcdt --size 1M --defect "${defect}"
 done
 printf '%064d  good-mtcdt.bin\n' 0 > "${images}/SHA256SUMS"
 # aep-01 MTCDT with a new host key after the flash, aep-02 MTCAP, aep-03 drops the upload, aep-04 never returns,
 # aep-05 cellular, aep-06 for the bad images, aep-07 gets a different version,
 # aep-08 has too little room in /tmp
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --aep 8 --flash-time 1 --reboot-time 1 --subnet "${SIM_SUBNET:-127.63.0.0/24}" \
     --device aep-01:commissioned=1,ssh_enabled=1,keep_host_keys=0 \
     --device aep-02:commissioned=1,ssh_enabled=1,product=MTCAP-868-001A \

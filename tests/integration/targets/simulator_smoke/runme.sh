@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
-python -m tests.utils.sim --workdir "${workdir}/sim" run -- \
+python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --aep 2 --mlinux 2 --mlinux-mtcap 1 --jumphost --subnet "${SIM_SUBNET:-127.60.0.0/24}" -- \
     sh -c 'ansible-playbook -vvv -i "${SIM_INVENTORY}" "$0" > "$1" 2>&1' \
     "${here}/playbook.yml" "${workdir}/run.log" || { tail -50 "${workdir}/run.log"; exit 1; }

@@ -1,7 +1,7 @@
 """One simulated Conduit: what it is, and its boot cycle.
 
 A device is either an AEP (mPower) unit or an mLinux unit. AEP units serve the
-mPower HTTPS API (:mod:`tests.simulator.mpower`, the simulator's own: nothing
+mPower HTTPS API (:mod:`simulator.mpower`, the simulator's own: nothing
 real exists for it). A unit with SSH (an AEP unit once SSH is enabled, saved
 and the unit restarted; every mLinux unit) is a :class:`~.unit.UnitSystem`:
 real sshd, busybox, sudo, init scripts and ttn-multitech-cm's

@@ -2,7 +2,7 @@
 
 Listening sockets are made here, on loopback addresses only (or inside a
 network namespace a bench test made for the purpose). SSH is not here: units
-run OpenSSH's own sshd (:mod:`tests.simulator.unit`).
+run OpenSSH's own sshd (:mod:`simulator.unit`).
 """
 
 from __future__ import annotations

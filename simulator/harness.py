@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def collections_root() -> str:
@@ -63,7 +63,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
 
 
 class Simulator:
-    """A running ``python -m tests.simulator serve`` process."""
+    """A running ``python -m simulator serve`` process."""
 
     def __init__(self, process: subprocess.Popen, manifest_path: str, workdir: str):
         self.process = process
@@ -134,7 +134,7 @@ class Simulator:
     def in_jumphost_network(self, make: Callable[[], Any]) -> Any:
         """``make()`` run in a thread inside the jumphost's network namespace: sockets it makes are the jumphost's
         (its ``127.0.0.1``, where its reverse tunnels listen)."""
-        from tests.simulator.jumphost import _enter_network_namespace  # pylint: disable=import-outside-toplevel
+        from simulator.jumphost import _enter_network_namespace  # pylint: disable=import-outside-toplevel
         made: dict[str, Any] = {}
 
         def run() -> None:
@@ -181,7 +181,7 @@ def start_simulator(args: list[str], workdir: str | None = None, timeout: float 
     manifest = os.path.join(workdir, "manifest.yml")
     log_path = os.path.join(workdir, "simulator.log")
     log = open(log_path, "wb")  # pylint: disable=consider-using-with
-    argv = [python, "-m", "tests.simulator", "serve", "--manifest", manifest,
+    argv = [python, "-m", "simulator", "serve", "--manifest", manifest,
             "--state-dir", os.path.join(workdir, "state"), *args]
     if namespace:
         argv = ["ip", "netns", "exec", namespace, *argv]
@@ -291,7 +291,7 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
                        networks: list[str] | None = None) -> str:
     """inventory_template/provisioning (and an org from inventory_template/org) filled in for the running fleet:
     discovery over ``networks`` and ``addresses``, the jumphost, passwords from the simulator."""
-    from tests.simulator.images import build_image
+    from simulator.images import build_image
     repo = REPO
     provisioning = os.path.join(workdir, "provisioning")
     shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
@@ -318,6 +318,8 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
         "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
         "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": prefix.rstrip("-"),
+        # the keepalive ports this simulator holds: two fleets' tunnels on one machine never share one
+        "jumphost_register_keepalive_port_base": jump["keepalive_port_base"],
         "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
         "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
         "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,
@@ -364,7 +366,7 @@ def latest_report(provisioning: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``start``/``stop`` a detached simulator in a work folder, or ``run`` a command beside one."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m tests.utils.sim")
+    parser = argparse.ArgumentParser(prog="python -m simulator.harness")
     parser.add_argument("action", choices=("start", "stop", "run"))
     parser.add_argument("--workdir", required=True)
     parser.add_argument("rest", nargs=argparse.REMAINDER,

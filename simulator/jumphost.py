@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
 import secrets
 import shutil
@@ -85,6 +86,7 @@ class JumphostInfo:
     admin_key: str
     admin_password: str
     sudo_needs_password: bool
+    keepalive_port_base: int
     known_hosts: str
     host_key_rsa: str
     host_key_ed25519: str
@@ -97,6 +99,25 @@ class JumphostInfo:
 
 
 CLONE_NEWNET = 0x40000000
+# The gateways' autossh monitor loops listen at their own end (ssh -L K, autossh K+1) on this machine's loopback,
+# which every simulator here shares: each simulator holds a block of keepalive ports of its own.
+KEEPALIVE_BLOCKS = range(40000, 60000, 1000)
+KEEPALIVE_LOCKS = "/run/lock/lorawan-conduit-sim-keepalive-{base}.lock"
+
+
+def reserve_keepalive_block() -> tuple[int, int]:
+    """(first port, lock fd) of a keepalive block no other simulator on this machine holds. The lock is held as
+    long as the fd is open, and goes with the process however it ends."""
+    for base in KEEPALIVE_BLOCKS:
+        fd = os.open(KEEPALIVE_LOCKS.format(base=base), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return base, fd
+    raise RuntimeError(f"every keepalive port block from {KEEPALIVE_BLOCKS.start} to {KEEPALIVE_BLOCKS.stop - 1} is "
+                       "held by another simulator on this machine")
 
 
 def _enter_network_namespace(path: str) -> None:
@@ -179,6 +200,7 @@ class Jumphost:
         self.port = port
         self.sudo_password = sudo_password
         self.forwarder: NamespaceForwarder | None = None
+        self.keepalive_port_base, self._keepalive_lock = reserve_keepalive_block()
         self.process: asyncio.subprocess.Process | None = None
         self.info: JumphostInfo | None = None
         self._log_handle = None
@@ -244,7 +266,8 @@ class Jumphost:
                 handle.write(f"{host} {line}\n")
         self.info = JumphostInfo(address=self.address, port=self.port, admin_user=ADMIN_USER,
                                  admin_key=admin_key, admin_password=password,
-                                 sudo_needs_password=self.sudo_password, known_hosts=known_hosts,
+                                 sudo_needs_password=self.sudo_password,
+                                 keepalive_port_base=self.keepalive_port_base, known_hosts=known_hosts,
                                  host_key_rsa=host_keys["rsa"], host_key_ed25519=host_keys["ed25519"],
                                  pid=self.process.pid, state_dir=jh, log=log_path)
         return self.info
@@ -322,6 +345,9 @@ class Jumphost:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
+        if self._keepalive_lock is not None:
+            os.close(self._keepalive_lock)
+            self._keepalive_lock = None
 
 
 def free_ports(address: str, count: int) -> list[int]:

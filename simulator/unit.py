@@ -30,7 +30,7 @@ from typing import Awaitable, Callable
 
 from . import unit_files
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CM_ENV = "TTN_MULTITECH_CM"
 CM_DEFAULT = os.path.join(os.path.dirname(REPO), "shared", "third_party", "ttn-multitech-cm")
 CM_FIRMWARE_UPGRADE = "roles/conduit/files/mlinux-firmware-upgrade"

@@ -17,7 +17,7 @@ import paramiko
 import requests
 import urllib3
 
-from tests.utils.sim import collections_root, running_simulator, write_provisioning
+from simulator.harness import collections_root, running_simulator, write_provisioning
 
 
 def _run_stages(sim, workdir: str) -> bool:

@@ -1,8 +1,8 @@
 """Command line of the Conduit simulator.
 
-    python -m tests.simulator serve --aep N --mlinux M [--jumphost] --manifest FILE
-    python -m tests.simulator image OUT [--model mtcdt] [--size 64M] [--version 5.3.31] [--defect D]
-    python -m tests.simulator demo
+    python -m simulator serve --aep N --mlinux M [--jumphost] --manifest FILE
+    python -m simulator image OUT [--model mtcdt] [--size 64M] [--version 5.3.31] [--defect D]
+    python -m simulator demo
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.simulator", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
