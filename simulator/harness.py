@@ -292,6 +292,7 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
     """inventory_template/provisioning (and an org from inventory_template/org) filled in for the running fleet:
     discovery over ``networks`` and ``addresses``, the jumphost, passwords from the simulator."""
     from simulator.images import build_image
+    from simulator.unit import ttn_multitech_cm_checkout
     repo = REPO
     provisioning = os.path.join(workdir, "provisioning")
     shutil.copytree(os.path.join(repo, "inventory_template", "provisioning"), provisioning)
@@ -318,6 +319,8 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
         "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
         "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": prefix.rstrip("-"),
+        # the checkout the units' own device scripts come from: the gateways get its ssh_tunnel init script
+        "conduit_ttn_multitech_cm_dir": ttn_multitech_cm_checkout() or "",
         # the keepalive ports this simulator holds: two fleets' tunnels on one machine never share one
         "jumphost_register_keepalive_port_base": jump["keepalive_port_base"],
         "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),

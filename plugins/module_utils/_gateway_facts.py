@@ -22,6 +22,11 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     device_ssh_argument_spec,
     session_from_params,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import (
+    DeviceValueError,
+    checked,
+    checked_identity,
+)
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, now, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
@@ -113,6 +118,13 @@ class Identifier:
             self.fail("%s (stage %s)" % (exc, STAGE))
         if not identity.get("mac") or not identity.get("product_id"):
             self.fail("the unit at %s does not answer mts-io-sysfs like an mLinux Conduit" % self.params["address"])
+        try:
+            checked_identity(identity)
+            checked("mlinux_version", version)
+        except DeviceValueError as exc:
+            self.fail("the unit at %s:%d answered %s, which no Conduit says; nothing was recorded. Look at the unit "
+                      "before going on (its mts-io-sysfs or /etc/mlinux-version)"
+                      % (self.params["address"], self.params["port"], exc))
         if not any(same_key(seen, key) for key in host_keys.values()):
             self.fail("the host key it offered (%s) is not one of its /etc/ssh/ssh_host_*_key.pub files"
                       % key_fingerprint(seen))

@@ -21,6 +21,7 @@ import re
 import tempfile
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
 
 try:
     import yaml
@@ -97,8 +98,7 @@ class Ledger:
                     return False
         except IOError:
             pass
-        if not os.path.isdir(self.directory):
-            os.makedirs(self.directory, 0o755)
+        ensure_directory(self.directory)
         handle, temp = tempfile.mkstemp(prefix=".%s." % gateway, suffix=".tmp", dir=self.directory)
         try:
             with os.fdopen(handle, "w") as out:

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory")
@@ -82,8 +83,7 @@ class Report:
                   "failed_gateways": sorted(set(failed)), "make_lines": make_lines, "markdown": None, "json": None}
         directory = self.params.get("report_dir")
         if directory and not self.check_mode:
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o755)
+            ensure_directory(directory)
             stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
             document = {"date": self.now.isoformat(), "summary": summary, "gateways": gateways, "ready": ready,
                         "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": self.params.get("stopped")}

@@ -25,8 +25,16 @@ import shutil
 import tempfile
 import time
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import (
+    DeviceValueError,
+    checked,
+    checked_identity,
+    shown,
+)
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 try:
@@ -43,8 +51,9 @@ ORG_VARS = ("ansible_user", "ttn_user", "authorized_keys", "ssh_tunnel_remote_ho
             "router_v3", "gateway_owner", "gateway_collaborators", "contact_email", "ntp_servers")
 # the order of a new file: who it is, where it stands, how Ansible reaches it, what the pipeline read
 KEY_ORDER = ("hostname", "description", "latitude", "longitude", "altitude", "eth0_type", "ansible_host",
-             "ansible_port", "ansible_user", "ssh_tunnel_remote_port", "ssh_tunnel_keepalive_base_port", "ssh_tunnel_local_port",
-             "ssh_tunnel_gateway_user_on_jumphost", "mlinux_version")
+             "ansible_port", "ansible_user", "ssh_tunnel_remote_host", "ssh_tunnel_ssh_port", "ssh_tunnel_remote_port",
+             "ssh_tunnel_keepalive_base_port", "ssh_tunnel_local_port", "ssh_tunnel_gateway_user_on_jumphost",
+             "mlinux_version")
 NEW_FILE_NOTE = ("# Written by lorawan.conduit.ttn_inventory. Edit freely: on later runs it updates only the keys it\n"
                  "# owns (hostname, ansible_*, ssh_tunnel_*, mlinux_version, lorawan_conduit_*), never the others.\n"
                  "# Set the position before make apply: latitude/longitude in degrees, altitude a whole number\n"
@@ -249,6 +258,113 @@ class HostsFile:
         return "\n".join(lines) + "\n"
 
 
+class YamlHostsFile:
+    """A YAML ``hosts`` inventory (Ansible's yaml plugin): which groups list a host, and adding one host line to a
+    group's block-style ``hosts`` mapping. The text is edited where the parser says the mapping ends, so every
+    other line, comment and value stays as it is; what cannot be edited that way is refused, naming the file."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.text = text or ""
+        try:
+            self.data = yaml.safe_load(self.text)
+            self.root = yaml.compose(self.text)
+        except yaml.YAMLError as exc:
+            raise StageError("%s; fix the file (nothing was written)" % _yaml_error(path, exc), STAGE, file=path)
+
+    @staticmethod
+    def looks_like(text):
+        """True when ``text`` is a YAML mapping (an INI file never parses as one)."""
+        try:
+            return isinstance(yaml.safe_load(text or ""), dict)
+        except yaml.YAMLError:
+            return False
+
+    def _groups(self):
+        """``(name, group mapping node)`` for every group, depth first from the top-level ones."""
+        found = []
+
+        def walk(mapping):
+            for key, value in mapping.value:
+                found.append((key.value, value))
+                if isinstance(value, yaml.MappingNode):
+                    children = _child(value, "children")
+                    if isinstance(children, yaml.MappingNode):
+                        walk(children)
+        if isinstance(self.root, yaml.MappingNode):
+            walk(self.root)
+        return found
+
+    def groups_of(self, host):
+        found = []
+        for name, node in self._groups():
+            hosts = _child(node, "hosts") if isinstance(node, yaml.MappingNode) else None
+            if isinstance(hosts, yaml.MappingNode) and any(key.value == host for key, _value in hosts.value):
+                found.append(name)
+        return sorted(set(found), key=found.index)
+
+    def refuse(self, reason):
+        raise StageError("%s: %s; add the gateway there yourself, or change the file (nothing was written)"
+                         % (self.path, reason), STAGE, file=self.path)
+
+    def with_host(self, host, group, parent="conduits"):
+        """The text with ``host:`` added to ``group``'s ``hosts``; the group must exist with block-style hosts."""
+        node = next((node for name, node in self._groups() if name == group), None)
+        if not isinstance(node, yaml.MappingNode) or node.flow_style:
+            self.refuse("this YAML inventory has no group %s in block style (under %s's children) to add %s to"
+                        % (group, parent, host))
+        lines = self.text.splitlines()
+        hosts = _child(node, "hosts")
+        if hosts is None or (isinstance(hosts, yaml.ScalarNode) and hosts.tag.endswith(":null")
+                             and not hosts.value):
+            key = next(key for key, _value in node.value if key.value == "hosts") if hosts is not None else None
+            if key is None:
+                self.refuse("group %s has no hosts: mapping" % group)
+            at, column = key.start_mark.line + 1, key.start_mark.column + 2
+        elif isinstance(hosts, yaml.MappingNode) and not hosts.flow_style and hosts.value:
+            last_key = hosts.value[-1][0]
+            column = last_key.start_mark.column
+            at = last_key.start_mark.line + 1
+            for number in range(at, len(lines)):  # past the last host's own lines (its variables, deeper)
+                stripped = lines[number].strip()
+                if stripped and not stripped.startswith("#"):
+                    if len(lines[number]) - len(lines[number].lstrip()) <= column:
+                        break
+                    at = number + 1
+        else:
+            self.refuse("group %s's hosts are not a block-style mapping" % group)
+        lines.insert(at, " " * column + host + ":")
+        after = "\n".join(lines) + "\n"
+        edited = YamlHostsFile(self.path, after)
+        if group not in edited.groups_of(host) or _without(edited.data, group, host) != self.data:
+            self.refuse("adding %s to %s would change more than that line" % (host, group))
+        return after
+
+
+def _child(mapping, name):
+    return next((value for key, value in mapping.value if key.value == name), None)
+
+
+def _without(data, group, host):
+    """``data`` (a parsed YAML inventory) with ``host`` taken out of ``group``'s hosts again."""
+    def walk(groups):
+        for name, value in (groups or {}).items():
+            if not isinstance(value, dict):
+                continue
+            if name == group and isinstance(value.get("hosts"), dict):
+                value["hosts"].pop(host, None)
+                if not value["hosts"]:
+                    value["hosts"] = None
+            walk(value.get("children"))
+    walk(data)
+    return data
+
+
+def hosts_file(path, text):
+    """The ``hosts`` file in the format it is in: YAML when it parses as a mapping, INI otherwise."""
+    return YamlHostsFile(path, text) if YamlHostsFile.looks_like(text) else HostsFile(path, text)
+
+
 def backup_copy(path):
     """``<path>.<pid>.<local time>~`` beside the file, with its mode, times and owner (named as Ansible names
     backups): the operator's file stays the operator's when the controller runs as root."""
@@ -263,8 +379,7 @@ def backup_copy(path):
 def write_atomic(path, text, backup=None):
     """Temp file beside ``path``, same mode, fsync, rename; ``backup(path)`` first when given and it exists."""
     directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
+    ensure_directory(directory)
     mode = 0o644
     if os.path.exists(path):
         mode = os.stat(path).st_mode & 0o7777
@@ -358,7 +473,7 @@ class InventoryWriter:
                       "leave mlinux_version unset to write the installed one" % (wanted, installed))
 
     def _group_vars(self, groups):
-        """The org-wide variables visible to the gateway, by name, with the file that sets each."""
+        """The org-wide variables visible to the gateway: ``{name: (file that sets it, value)}``."""
         found = {}
         for group in ["all", "conduits"] + list(groups):
             for candidate in ("%s.yml" % group, "%s.yaml" % group, group):
@@ -370,8 +485,8 @@ class InventoryWriter:
                 elif os.path.isfile(path):
                     paths = [path]
                 for each in paths:
-                    for key in load_mapping(each, _read(each)):
-                        found.setdefault(key, each)
+                    for key, value in load_mapping(each, _read(each)).items():
+                        found.setdefault(key, (each, value))
         return found
 
     def run(self):
@@ -388,9 +503,13 @@ class InventoryWriter:
         editor = HostVarsEditor(vars_path, _read(vars_path))
         group = self.params["group"]
         hosts_text = _read(hosts_path)
-        listed = HostsFile(hosts_path, hosts_text).groups_of(self.gateway)
+        listed = hosts_file(hosts_path, hosts_text).groups_of(self.gateway)
+        if not listed:  # a hosts file it cannot add the gateway to is refused before anything is written
+            hosts_file(hosts_path, hosts_text).with_host(self.gateway, group)
         org = self._group_vars(listed or [group])
         owned, seeded = self._keys(hostname)
+        self._tunnel_agreement(org, owned)
+        self._root_keys(org)
         if "ssh_tunnel_gateway_user_on_jumphost" not in owned and \
                 "ssh_tunnel_gateway_user_on_jumphost" not in org and \
                 "ssh_tunnel_gateway_user_on_jumphost" not in editor.data:
@@ -431,6 +550,51 @@ class InventoryWriter:
         self.actions.append(text)
         return not self.check_mode
 
+    def _tunnel_end(self):
+        """(host, ssh port) of the jumphost the gateway's tunnel uses now: given, else from its ledger record (the
+        tunnel stage writes it), else None."""
+        host, port = self.params.get("tunnel_remote_host"), self.params.get("tunnel_remote_ssh_port")
+        if not host and self.params.get("ledger_dir"):
+            jumphost = Ledger(self.params["ledger_dir"]).read(self.gateway).get("jumphost") or {}
+            host, port = jumphost.get("host"), port or jumphost.get("port")
+        return (host, int(port or 22)) if host else (None, None)
+
+    def _tunnel_agreement(self, org, owned):
+        """``make apply`` rewrites the unit's tunnel from ssh_tunnel_remote_host and ssh_tunnel_ssh_port: they must
+        be the jumphost the tunnel uses now, or the gateway never calls home again."""
+        host, port = self._tunnel_end()
+        if host is None:
+            self.warnings.append("%s: which jumphost its tunnel uses is unknown here (no ledger record of the tunnel "
+                                 "stage, no tunnel_remote_host): ssh_tunnel_remote_host and ssh_tunnel_ssh_port are "
+                                 "not checked" % self.gateway)
+            return
+        for key, needed in (("ssh_tunnel_remote_host", host), ("ssh_tunnel_ssh_port", port)):
+            if key not in org:
+                owned[key] = needed
+                continue
+            path, value = org[key]
+            if str(value).strip() != str(needed):
+                self.fail("%s sets %s: %s, but the gateway's tunnel goes to %s: make apply would rewrite the unit's "
+                          "tunnel to that and the gateway would not call home again. Set %s: %s there (a literal "
+                          "value), or remove it and the pipeline writes it for each gateway"
+                          % (path, key, shown(str(value)), needed, key, needed))
+
+    def _root_keys(self, org):
+        """ttn-multitech-cm installs authorized_keys as root's only keys: a placeholder there locks root out."""
+        if "authorized_keys" not in org:
+            return
+        path, keys = org["authorized_keys"]
+        if not isinstance(keys, list) or not keys:
+            self.fail("%s: authorized_keys is %s; make apply would leave root on every gateway with no key it "
+                      "accepts. List the operators' public keys there" % (path, "empty" if not keys else "not a list"))
+        for entry in keys:
+            try:
+                parse_public_key(entry if isinstance(entry, str) else "")
+            except KeyFormatError as exc:
+                self.fail("%s: authorized_keys holds %s, which is not a public key (%s); make apply installs that "
+                          "list as root's only keys and would lock root out. Put the operators' real keys there"
+                          % (path, shown(str(entry)), exc))
+
     def _port_clash(self, own_path, port):
         """Another gateway of the inventory on the same tunnel port would share Ansible's connection to it."""
         folder = os.path.dirname(own_path)
@@ -448,11 +612,11 @@ class InventoryWriter:
     def _hosts(self, hosts_path, group):
         with _Lock(hosts_path):
             text = _read(hosts_path)
-            hosts = HostsFile(hosts_path, text)
+            hosts = hosts_file(hosts_path, text)
             if hosts.groups_of(self.gateway):
                 return
             after = hosts.with_host(self.gateway, group)
-            HostsFile(hosts_path, after)  # what we write must parse
+            hosts_file(hosts_path, after)  # what we write must parse
             self.actions.append("add %s to [%s] in %s" % (self.gateway, group, hosts_path))
             self.diffs.append({"before_header": hosts_path, "after_header": hosts_path, "before": text or "",
                                "after": after})
@@ -474,9 +638,17 @@ class InventoryWriter:
         if params.get("jumphost_user"):
             owned["ssh_tunnel_gateway_user_on_jumphost"] = params["jumphost_user"]
         version = params.get("mlinux_version") or params.get("installed_mlinux_version")
+        identity = params.get("identity") or {}
+        try:  # what the unit said (through the ledger, which a hand can edit) goes in only in its strict form
+            checked_identity(identity)
+            if version:
+                checked("mlinux_version", str(version))
+        except DeviceValueError as exc:
+            self.fail("%s: refused, nothing written. Values read from a unit become variables of every later "
+                      "Ansible run; find out why the unit or its ledger file says that" % exc)
         if version:
             owned["mlinux_version"] = str(version)
-        for key, value in sorted((params.get("identity") or {}).items()):
+        for key, value in sorted(identity.items()):
             if value is not None:
                 owned["lorawan_conduit_%s" % key] = value
         seeded = {
@@ -506,6 +678,8 @@ TTN_INVENTORY = StageModule(
         local_port=dict(type="int", default=22),
         ansible_user=dict(type="str", default="root"),
         jumphost_user=dict(type="str"),
+        tunnel_remote_host=dict(type="str"),
+        tunnel_remote_ssh_port=dict(type="int"),
         installed_mlinux_version=dict(type="str"),
         mlinux_version=dict(type="str"),
         identity=dict(type="dict"),

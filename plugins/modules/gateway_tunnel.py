@@ -87,6 +87,13 @@ options:
     description: The private key the tunnel logs in with (the unit's RSA host key, registered on the jumphost).
     type: path
     default: /etc/ssh/ssh_host_rsa_key
+  init_script_source:
+    description:
+      - A file on the controller to install as C(/var/config/init.d/ssh_tunnel), byte for byte, instead of the
+        collection's own script - ttn-multitech-cm's C(roles/conduit/files/ssh_tunnel.initd) from the operator's
+        checkout, so that C(make apply) finds nothing to change there (its restart handler reboots the gateway).
+      - Without it the collection's own script is installed and the result warns that C(make apply) will replace it.
+    type: path
   time_sync:
     description: Set the clock with C(ntpdate) before (re)starting the tunnel.
     type: bool

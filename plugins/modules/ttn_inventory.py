@@ -16,7 +16,8 @@ description:
     gateway to O(group) in C(<inventory_dir>/hosts) when no group lists it yet.
   - The pipeline owns C(hostname), C(ansible_host) (V(localhost), the jumphost's loopback), C(ansible_port), C(ansible_user),
     C(ssh_tunnel_remote_port), C(ssh_tunnel_keepalive_base_port), C(ssh_tunnel_local_port),
-    C(ssh_tunnel_gateway_user_on_jumphost) (when O(jumphost_user) is given), C(mlinux_version) and the
+    C(ssh_tunnel_gateway_user_on_jumphost) (when O(jumphost_user) is given), C(ssh_tunnel_remote_host) and
+    C(ssh_tunnel_ssh_port) (when the organisation sets none), C(mlinux_version) and the
     C(lorawan_conduit_*) identity keys; only those are updated in an existing file, line by line, so every other
     key, value and comment stays as the operator wrote it. A new file also gets C(description), position
     placeholders and C(eth0_type).
@@ -25,7 +26,10 @@ description:
   - Refuses, and writes nothing, when the entry would break C(make apply) - a C(hostname) that is no valid gateway
     ID, a non-integer altitude, an C(mlinux_version) other than the installed one (C(make apply) would flash again),
     no C(ssh_tunnel_gateway_user_on_jumphost) in reach (C(make apply) would delete the tunnel), a tunnel port
-    another gateway of the inventory uses - or when C(hosts) or a variables file does not parse (file, line,
+    another gateway of the inventory uses, an organisation C(ssh_tunnel_remote_host) or C(ssh_tunnel_ssh_port)
+    other than the jumphost the tunnel uses (C(make apply) would point the tunnel elsewhere), an organisation
+    C(authorized_keys) entry that is no public key (C(make apply) installs the list as root's only keys), a value
+    read from the unit outside its strict form - or when C(hosts) or a variables file does not parse (file, line,
     reason).
   - Warns about org-wide variables ttn-multitech-cm needs and the inventory lacks, naming the file where they belong.
   - Runs on the controller.
@@ -94,6 +98,18 @@ options:
   jumphost_user:
     description: The gateway's account on the jumphost; written for the host so the tunnel never depends on group_vars.
     type: str
+  tunnel_remote_host:
+    description:
+      - The jumphost the gateway's tunnel uses now, as the gateway reaches it. Default is what the ledger's record
+        of the tunnel stage says.
+      - The organisation's C(ssh_tunnel_remote_host), which C(make apply) writes into the unit's tunnel, must be this
+        value, or the gateway is refused with the file, the value it has and the value it needs; where the
+        organisation sets none, it is written for the host.
+    type: str
+  tunnel_remote_ssh_port:
+    description: The jumphost's SSH port for the tunnel (default from the ledger, else 22); C(ssh_tunnel_ssh_port) is
+      checked the same way as O(tunnel_remote_host).
+    type: int
   installed_mlinux_version:
     description: The mLinux version the unit runs (M(lorawan.conduit.gateway_facts)); written as C(mlinux_version).
     type: str

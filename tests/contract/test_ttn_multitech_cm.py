@@ -125,3 +125,32 @@ def test_apply_in_check_mode_connects_to_every_gateway(handed_over):
              if re.match(r"^\S+\s+: ok=\d+", line)}
     assert set(recap) == set(over["gateways"]), done.stdout[-3000:] + done.stderr[-3000:]
     assert all("unreachable=0" in line for line in recap.values()), recap
+
+
+def test_its_tunnel_tasks_find_nothing_to_change_on_a_freshly_provisioned_gateway(handed_over):
+    """ttn-multitech-cm's own ssh_tunnel tasks (its role, its template, its defaults) in check mode through the
+    organisation's inventory: the tunnel settings the unit has are the ones make apply would write, so apply does
+    not rewrite them (nor restart the tunnel for them)."""
+    over = handed_over
+    playbook = os.path.join(os.path.dirname(over["org"]), "ssh-tunnel-tasks.yml")
+    with open(playbook, "w") as handle:
+        handle.write("- hosts: conduits\n  gather_facts: false\n  tasks:\n    - ansible.builtin.include_role:\n"
+                     "        name: conduit\n        tasks_from: ssh_tunnel.yml\n")
+    done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(over["org"], "inventory"),
+                           "--check", "--diff", playbook], cwd=over["cm"], capture_output=True, text=True,
+                          timeout=600, check=False,
+                          env=dict(over["env"], ANSIBLE_ROLES_PATH=os.path.join(over["cm"], "roles"),
+                                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                                   ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(over["org"], "catalog")))
+    with open(os.path.join(OUTPUT, "ssh-tunnel-tasks-check.json"), "w") as log:
+        log.write(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report, _end = json.JSONDecoder().raw_decode(done.stdout)  # warnings may follow the report
+    tasks = {task["task"]["name"]: task["hosts"] for play in report["plays"] for task in play["tasks"]}
+    for name in ("conduit : ssh_tunnel /var/config/ssh_tunnel.default", "conduit : ssh_tunnel /var/config/init.d/ssh_tunnel",
+                 "conduit : ssh_tunnel Link /etc/default/ssh_tunnel to /var/config/ssh_tunnel.default",
+                 "conduit : ssh_tunnel Link /etc/init.d/ssh_tunnel to /var/config/init.d/ssh_tunnel"):
+        results = tasks[name]
+        assert sorted(results) == over["gateways"], name
+        assert not any(result.get("changed") for result in results.values()), (name, results)
+    assert "conduit : ansible.builtin.reboot" not in tasks, "its restart handler would reboot the gateway"

@@ -83,3 +83,30 @@ def test_the_tunnel_stage_refuses_a_unit_the_ledger_has_not_identified(sim_facto
     assert caught.value.message == ("mlinux-01: the ledger has no identification of it yet: run gateway_facts first "
                                     "(it pins the host keys)")
     assert _as_root(device, "test -e /var/config/ssh_tunnel.default || echo absent").strip() == "absent"
+
+
+def test_ttn_multitech_cms_own_init_script_is_installed_byte_for_byte_and_a_bad_one_refused(sim_factory, tmp_path):
+    from simulator.unit import ttn_multitech_cm_checkout
+    sim = sim_factory("--mlinux", "1")
+    device = sim.devices[0]
+    ledger_dir = str(tmp_path / "ledger")
+    Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type=None)).run()
+    params = dict(_connection(device, ledger_dir), authorized_keys=[_key(tmp_path, "provisioning")],
+                  remote_host="127.0.0.1", remote_ssh_port=22, remote_user="gw", remote_port=28802,
+                  keepalive_port=48804, local_port=22, daemon="/usr/bin/autossh", ssh_key="/etc/ssh/ssh_host_rsa_key",
+                  time_sync=False, ntp_server="pool.ntp.org")
+    own = TunnelInstaller(dict(params, init_script_source=None))
+    assert any("make apply replaces it" in warning for warning in own.warnings)
+    for bad, reason in ((str(tmp_path / "missing"), "cannot be read"), ("/usr/bin/busybox", "is not a shell script")):
+        with pytest.raises(StageError, match=reason):
+            TunnelInstaller(dict(params, init_script_source=bad))
+    source = os.path.join(ttn_multitech_cm_checkout(), "roles", "conduit", "files", "ssh_tunnel.initd")
+    result = TunnelInstaller(dict(params, init_script_source=source)).run()
+    assert "write /var/config/init.d/ssh_tunnel" in result["actions"]
+    assert not any("make apply replaces it" in warning for warning in result["warnings"])
+    with open(source) as handle:
+        assert _as_root(device, "cat /var/config/init.d/ssh_tunnel") == handle.read()
+    assert _as_root(device, "stat -c %a /var/config/ssh_tunnel.default /var/config/init.d/ssh_tunnel").split() == \
+        ["755", "755"]
+    again = TunnelInstaller(dict(params, init_script_source=source)).run()
+    assert again["changed"] is False, again["actions"]

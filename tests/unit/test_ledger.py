@@ -64,3 +64,22 @@ def test_a_broken_record_names_its_file(tmp_path, content, reason):
     with pytest.raises(StageError) as caught:
         Ledger(str(tmp_path)).read("gw-1")
     assert reason in caught.value.message and str(tmp_path / "gw-1.yml") in caught.value.message
+
+
+def test_a_ledger_folder_made_meanwhile_by_another_gateway_is_not_an_error(tmp_path, monkeypatch):
+    """Every gateway of a batch writes its first record at once; the folder may appear between look and mkdir."""
+    import os as os_module
+    from ansible_collections.lorawan.conduit.plugins.module_utils import _files
+    folder = tmp_path / "ledger"
+    real_makedirs = os_module.makedirs
+
+    def made_by_another_first(path, mode=0o777):
+        real_makedirs(path, mode)  # the other gateway's mkdir wins the race
+        real_makedirs(path, mode)
+    monkeypatch.setattr(_files.os, "makedirs", made_by_another_first)
+    _files.ensure_directory(str(folder))
+    assert folder.is_dir()
+    (tmp_path / "plain").write_text("")
+    monkeypatch.setattr(_files.os, "makedirs", real_makedirs)
+    with pytest.raises(OSError):
+        _files.ensure_directory(str(tmp_path / "plain"))

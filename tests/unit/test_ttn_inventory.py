@@ -110,6 +110,86 @@ def test_missing_org_wide_variables_are_named_with_their_file(tmp_path):
     assert any("catalog does not exist" in warning for warning in result["warnings"])
 
 
+@pytest.mark.parametrize("identity, version", [
+    ({"lora_eui": "{{ lookup('pipe', 'id') }}"}, "5.3.31"),
+    ({"serial": "1234\n5678"}, "5.3.31"),
+    ({"mac": "00:08:00:4a:26:f1"}, "5.3.31 # {{ x }}"),
+])
+def test_a_value_from_the_unit_out_of_its_form_is_refused_and_nothing_written(tmp_path, identity, version):
+    """The ledger is a file a hand can edit: what ttn_inventory takes from it is checked again."""
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = tmp_path / "org" / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts").write_text("[test]\n")
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    params = {"name": "gw-one", "inventory_dir": str(inventory), "group": "test", "hostname": None,
+              "description": None, "latitude": None, "longitude": None, "altitude": None, "eth0_type": "dhcp",
+              "tunnel_port": 20001, "keepalive_port": 40002, "local_port": 22, "ansible_user": "root",
+              "jumphost_user": "gw-one", "installed_mlinux_version": version, "mlinux_version": None,
+              "identity": identity, "backup": False}
+    with pytest.raises(StageError) as caught:
+        InventoryWriter(params).run()
+    assert "refused, nothing written" in str(caught.value) and "{{" not in str(caught.value)
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
+    assert (inventory / "hosts").read_text() == "[test]\n"
+
+
+def _org(tmp_path, conduits):
+    inventory = tmp_path / "org" / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "group_vars" / "conduits.yml").write_text(conduits)
+    (inventory / "hosts").write_text("[test]\n")
+    return inventory
+
+
+def _tunnel_params(inventory, **extra):
+    return dict({"name": "gw-one", "inventory_dir": str(inventory), "group": "test", "hostname": None,
+                 "description": None, "latitude": None, "longitude": None, "altitude": None, "eth0_type": "dhcp",
+                 "tunnel_port": 20001, "keepalive_port": 40002, "local_port": 22, "ansible_user": "root",
+                 "jumphost_user": "gw-one", "installed_mlinux_version": "5.3.31", "mlinux_version": None,
+                 "identity": None, "backup": False, "tunnel_remote_host": "jump.coop.example",
+                 "tunnel_remote_ssh_port": 2222}, **extra)
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@coop"
+
+
+@pytest.mark.parametrize("conduits, needle", [
+    ("ssh_tunnel_remote_host: jumphost.example.org\n", "sets ssh_tunnel_remote_host: 'jumphost.example.org', but "
+                                                       "the gateway's tunnel goes to jump.coop.example"),
+    ("ssh_tunnel_remote_host: jump.coop.example\nssh_tunnel_ssh_port: 22\n",
+     "sets ssh_tunnel_ssh_port: '22', but the gateway's tunnel goes to 2222"),
+    ("ssh_tunnel_remote_host: \"{{ jumphost }}\"\n", "sets ssh_tunnel_remote_host: '\\x7b\\x7b jumphost"),
+    ("authorized_keys:\n  - \"ssh-ed25519 AAAA-replace-with-your-operators-keys ops@example.org\"\n",
+     "authorized_keys holds 'ssh-ed25519 AAAA-replace-with-your-operators-keys"),
+    ("authorized_keys: []\n", "authorized_keys is empty"),
+])
+def test_an_org_that_make_apply_would_break_the_gateway_with_is_refused(tmp_path, conduits, needle):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, conduits)
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(StageError) as caught:
+        InventoryWriter(_tunnel_params(inventory)).run()
+    assert needle in str(caught.value) and str(inventory / "group_vars" / "conduits.yml") in str(caught.value)
+    assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_the_tunnel_end_is_written_for_the_host_where_the_org_sets_none_and_left_to_the_org_where_it_agrees(
+        tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, "authorized_keys:\n  - %s\nssh_tunnel_ssh_port: 2222\n" % KEY)
+    InventoryWriter(_tunnel_params(inventory)).run()
+    written = yaml.safe_load((inventory / "host_vars" / "gw-one.yml").read_text())
+    assert written["ssh_tunnel_remote_host"] == "jump.coop.example" and "ssh_tunnel_ssh_port" not in written
+
+
+def test_without_a_known_tunnel_end_it_says_it_cannot_check(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, "ssh_tunnel_remote_host: jumphost.example.org\n")
+    result = InventoryWriter(_tunnel_params(inventory, tunnel_remote_host=None, tunnel_remote_ssh_port=None)).run()
+    assert any("ssh_tunnel_remote_host and ssh_tunnel_ssh_port are not checked" in w for w in result["warnings"])
+
+
 def test_a_backup_keeps_the_operators_owner_mode_and_content(tmp_path):
     original = tmp_path / "gw.yml"
     original.write_text("hostname: gw  # mine\n")
@@ -120,3 +200,55 @@ def test_a_backup_keeps_the_operators_owner_mode_and_content(tmp_path):
     assert backup.startswith(str(original) + ".%d." % os.getpid()) and backup.endswith("~")
     assert (seen.st_uid, seen.st_gid, seen.st_mode & 0o777) == (4242, 4343, 0o640)
     assert open(backup).read() == "hostname: gw  # mine\n"
+
+
+YAML_HOSTS = """\
+---
+# the co-op's gateways, kept as YAML
+conduits:
+  children:
+    test:
+      hosts:
+        gw-a:   # the roof
+          description: "roof"
+    production:
+      hosts:
+        gw-c:
+ssh_host:
+  hosts:
+    jumphost.example.org:
+"""
+
+
+def test_a_yaml_hosts_inventory_gets_the_gateway_in_yaml_and_ansible_reads_every_host(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, "authorized_keys:\n  - %s\n" % KEY)
+    (inventory / "hosts").write_text(YAML_HOSTS)
+    InventoryWriter(_tunnel_params(inventory)).run()
+    after = (inventory / "hosts").read_text()
+    assert after == YAML_HOSTS.replace('          description: "roof"\n',
+                                       '          description: "roof"\n        gw-one:\n')
+    listed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i",
+                             str(inventory / "hosts"), "--list"], capture_output=True, text=True, timeout=120,
+                            check=True)
+    groups = json.loads(listed.stdout)
+    assert sorted(groups["test"]["hosts"]) == ["gw-a", "gw-one"] and groups["production"]["hosts"] == ["gw-c"]
+    again = InventoryWriter(_tunnel_params(inventory)).run()
+    assert (inventory / "hosts").read_text() == after and not any("hosts" in a for a in again["actions"])
+
+
+@pytest.mark.parametrize("hosts", [
+    "conduits:\n  children:\n    production:\n      hosts:\n        gw-c:\n",  # no group test
+    "conduits:\n  children:\n    test: {hosts: {gw-c: }}\n",  # flow style
+])
+def test_a_yaml_hosts_inventory_that_cannot_be_edited_line_by_line_is_refused_untouched(tmp_path, hosts):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, "authorized_keys:\n  - %s\n" % KEY)
+    (inventory / "hosts").write_text(hosts)
+    with pytest.raises(StageError, match="add the gateway there yourself"):
+        InventoryWriter(_tunnel_params(inventory)).run()
+    assert (inventory / "hosts").read_text() == hosts
+    assert not (inventory / "host_vars" / "gw-one.yml").exists()

@@ -9,6 +9,11 @@ repo=$(cd "${here}/../../../.." && pwd)
 workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
 cp -r "${repo}/inventory_template/org" "${workdir}/org"
+# the operator's part: root's keys (ttn_inventory refuses the template's placeholder)
+ssh-keygen -q -t ed25519 -N "" -C ops@it -f "${workdir}/ops"
+sed -i "s|\"ssh-ed25519 AAAA-replace-with-your-operators-keys ops@example.org\"|\"$(cat "${workdir}/ops.pub")\"|" \
+    "${workdir}/org/inventory/group_vars/conduits.yml"
+grep -q "ops@it" "${workdir}/org/inventory/group_vars/conduits.yml"
 python - "${workdir}/gateways.yml" <<'PY'
 import sys
 import yaml
