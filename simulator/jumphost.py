@@ -306,6 +306,144 @@ class Jumphost:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
 
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pump in list(self._pumps):
+            pump.cancel()
+        self._maker.shutdown(wait=False)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One direction of a carried connection; an end of file is passed on as one (SSH clients half-close)."""
+    try:
+        while True:
+            data = await reader.read(1 << 16)
+            if not data:
+                if writer.can_write_eof():
+                    writer.write_eof()
+                return
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        writer.close()
+
+
+class Jumphost:
+    """Start, stop and inspect the sshd jumphost (root only: it needs a mount namespace)."""
+
+    def __init__(self, state_dir: str, address: str, port: int, sudo_password: bool = True):
+        self.state_dir = state_dir
+        self.address = address
+        self.port = port
+        self.sudo_password = sudo_password
+        self.forwarder: NamespaceForwarder | None = None
+        self.keepalive_port_base, self._keepalive_lock = reserve_keepalive_block()
+        self.process: asyncio.subprocess.Process | None = None
+        self.info: JumphostInfo | None = None
+        self._log_handle = None
+
+    async def start(self, timeout: float = 15.0) -> JumphostInfo:
+        if os.geteuid() != 0:
+            raise RuntimeError("the jumphost needs root (it runs sshd in its own mount namespace)")
+        if not os.path.exists(SSHD):
+            raise RuntimeError(f"{SSHD} is missing: install openssh-server (make setup does)")
+        jh = self.state_dir
+        os.makedirs(jh, exist_ok=True)
+        if os.path.exists(os.path.join(jh, "etc")):
+            shutil.rmtree(os.path.join(jh, "etc"))
+        subprocess.run(["cp", "-a", "/etc", os.path.join(jh, "etc")], check=True)
+        os.makedirs(os.path.join(jh, "home"), mode=0o755, exist_ok=True)
+        os.chmod(jh, 0o755)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        for key_type in ("ed25519", "rsa"):
+            path = os.path.join(jh, f"ssh_host_{key_type}_key")
+            if not os.path.exists(path):
+                subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", f"jumphost-{key_type}",
+                                "-f", path], check=True)
+        admin_key = os.path.join(jh, "admin_key")
+        if not os.path.exists(admin_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "jumphost-admin",
+                            "-f", admin_key], check=True)
+        password = secrets.token_urlsafe(12) + "!a1"
+        password_file = os.path.join(jh, "admin.chpasswd")
+        with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(f"{ADMIN_USER}:{password}\n")
+        with open(os.path.join(jh, "sshd_config"), "w") as handle:
+            handle.write(SSHD_CONFIG.format(port=self.port, address=self.address, dir=jh))
+        check = subprocess.run([SSHD, "-t", "-f", os.path.join(jh, "sshd_config")], capture_output=True, text=True,
+                               check=False)
+        if check.returncode != 0:
+            raise RuntimeError(f"sshd rejected its configuration: {check.stderr.strip()}")
+        log_path = os.path.join(jh, "sshd.log")
+        self._log_handle = open(log_path, "ab")
+        script = NAMESPACE_SCRIPT.format(admin=ADMIN_USER, sshd=SSHD,
+                                         sudo_tag="" if self.sudo_password else "NOPASSWD: ")
+        listener = open_listener(self.address, self.port)  # taken first: a port in use fails here, clearly
+        # A PID namespace of its own, tied to this process: should the simulator die, even by SIGKILL, unshare
+        # dies with it (pdeathsig), sends TERM to sshd (--kill-child), and every session goes with sshd.
+        self.process = await asyncio.create_subprocess_exec(
+            "setpriv", "--pdeathsig", "KILL", "--",
+            "unshare", "--mount", "--propagation", "private", "--pid", "--net", "--fork", "--mount-proc",
+            "--kill-child=TERM", "--",
+            "/bin/sh", "-c", script,
+            env={"JH": jh, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=self._log_handle,
+            start_new_session=True)
+        self.forwarder = NamespaceForwarder(await self._network_namespace(timeout), self.address, self.port)
+        await self.forwarder.start(listener)
+        await self._wait_ready(timeout)
+        known_hosts = os.path.join(jh, "known_hosts")
+        host_keys = {}
+        with open(known_hosts, "w") as handle:
+            for key_type in ("ed25519", "rsa"):
+                with open(os.path.join(jh, f"ssh_host_{key_type}_key.pub")) as pub:
+                    line = " ".join(pub.read().split()[:2])
+                host_keys[key_type] = line
+                host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+                handle.write(f"{host} {line}\n")
+        self.info = JumphostInfo(address=self.address, port=self.port, admin_user=ADMIN_USER,
+                                 admin_key=admin_key, admin_password=password,
+                                 sudo_needs_password=self.sudo_password,
+                                 keepalive_port_base=self.keepalive_port_base, known_hosts=known_hosts,
+                                 host_key_rsa=host_keys["rsa"], host_key_ed25519=host_keys["ed25519"],
+                                 pid=self.process.pid, state_dir=jh, log=log_path)
+        return self.info
+
+    async def _network_namespace(self, timeout: float) -> str:
+        """The path of the jumphost's network namespace, once unshare has made it (its first act)."""
+        assert self.process is not None
+        path = f"/proc/{self.process.pid}/ns/net"
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + timeout
+        while os.readlink(path) == own:
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the jumphost's namespaces were not made; see {self.state_dir}/sshd.log")
+            await asyncio.sleep(0.005)
+        return path
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Ready when the admin can log in (the namespace script has finished): OpenSSH's own client says so."""
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.returncode is not None:
+                raise RuntimeError(f"sshd exited with {self.process.returncode}; see "
+                                   f"{os.path.join(self.state_dir, 'sshd.log')}")
+            probe = await asyncio.create_subprocess_exec(
+                "ssh", "-F", "none", "-p", str(self.port), "-i", os.path.join(self.state_dir, "admin_key"),
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                f"{ADMIN_USER}@{self.address}", "true",
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _out, err = await probe.communicate()
+            if probe.returncode == 0:
+                return
+            last_error = err.decode(errors="replace").strip()
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
+
     def _namespace_members(self) -> list[int]:
         """PIDs in the jumphost's mount namespace (sshd and the sessions it forked)."""
         if self.process is None:
@@ -327,14 +465,8 @@ class Jumphost:
     async def stop(self) -> None:
         if self.forwarder is not None:
             await self.forwarder.stop()
-        # Session processes outlive the listening sshd (an SSH control master
-        # would keep talking to a jumphost that is gone): end the namespace whole.
-        for pid in self._namespace_members():
-            if self.process is not None and pid != self.process.pid:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+        # sshd is PID 1 of the jumphost's PID namespace: when it ends, the kernel ends every session with it (an
+        # SSH control master would otherwise keep talking to a jumphost that is gone)
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
             try:

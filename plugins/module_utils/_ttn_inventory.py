@@ -75,10 +75,52 @@ def _yaml_error(path, exc):
     return "%s: %s" % (where, reason)
 
 
+class TaggedValue(object):
+    """A value written under one of Ansible's YAML tags (``!vault``, ``!unsafe``): read as it stands, never
+    decrypted or evaluated, and compared by tag and text, so that a file holding one can be edited around it."""
+
+    def __init__(self, tag, value):
+        self.tag = tag
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, TaggedValue) and (self.tag, self.value) == (other.tag, other.value)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash((self.tag, repr(self.value)))
+
+    def __repr__(self):
+        return "%s <%d characters>" % (self.tag, len(repr(self.value)))
+
+
+def _construct_tagged(loader, node):
+    if isinstance(node, yaml.ScalarNode):
+        return TaggedValue(node.tag, loader.construct_scalar(node))
+    if isinstance(node, yaml.SequenceNode):
+        return TaggedValue(node.tag, loader.construct_sequence(node, deep=True))
+    return TaggedValue(node.tag, loader.construct_mapping(node, deep=True))
+
+
+if yaml is not None:
+    class InventoryLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        """PyYAML's safe loader, plus Ansible's ``!vault`` and ``!unsafe`` as :class:`TaggedValue`."""
+
+    InventoryLoader.add_constructor("!vault", _construct_tagged)
+    InventoryLoader.add_constructor("!unsafe", _construct_tagged)
+
+
+def load_inventory_yaml(text):
+    """What Ansible reads from an inventory YAML file, tagged values kept opaque."""
+    return yaml.load(text, Loader=InventoryLoader)  # nosec - a safe loader with two inert constructors
+
+
 def load_mapping(path, text):
     """The YAML mapping in ``text``; a StageError naming the file, the line and the reason otherwise."""
     try:
-        data = yaml.safe_load(text)
+        data = load_inventory_yaml(text)
     except yaml.YAMLError as exc:
         raise StageError("%s; fix the file (nothing was written)" % _yaml_error(path, exc), STAGE, file=path)
     if data is None:
@@ -118,7 +160,7 @@ class HostVarsEditor:
         """The trailing comment of a one-line ``key: value``, found where the part before it still parses the same."""
         for match in re.finditer(r"\s+#", line):
             try:
-                if yaml.safe_load(line[:match.start()]) == {key: self.data[key]}:
+                if load_inventory_yaml(line[:match.start()]) == {key: self.data[key]}:
                     return line[match.start():]
             except yaml.YAMLError:
                 continue
@@ -267,8 +309,8 @@ class YamlHostsFile:
         self.path = path
         self.text = text or ""
         try:
-            self.data = yaml.safe_load(self.text)
-            self.root = yaml.compose(self.text)
+            self.data = load_inventory_yaml(self.text)
+            self.root = yaml.compose(self.text, Loader=InventoryLoader)
         except yaml.YAMLError as exc:
             raise StageError("%s; fix the file (nothing was written)" % _yaml_error(path, exc), STAGE, file=path)
 
@@ -276,7 +318,7 @@ class YamlHostsFile:
     def looks_like(text):
         """True when ``text`` is a YAML mapping (an INI file never parses as one)."""
         try:
-            return isinstance(yaml.safe_load(text or ""), dict)
+            return isinstance(load_inventory_yaml(text or ""), dict)
         except yaml.YAMLError:
             return False
 
@@ -573,6 +615,10 @@ class InventoryWriter:
                 owned[key] = needed
                 continue
             path, value = org[key]
+            if isinstance(value, TaggedValue):
+                self.fail("%s sets %s as a %s value, which cannot be checked against the jumphost the tunnel uses "
+                          "(%s); make apply writes it into the unit's tunnel. Set it there as a literal"
+                          % (path, key, value.tag, needed))
             if str(value).strip() != str(needed):
                 self.fail("%s sets %s: %s, but the gateway's tunnel goes to %s: make apply would rewrite the unit's "
                           "tunnel to that and the gateway would not call home again. Set %s: %s there (a literal "
@@ -584,10 +630,16 @@ class InventoryWriter:
         if "authorized_keys" not in org:
             return
         path, keys = org["authorized_keys"]
+        if isinstance(keys, TaggedValue):
+            self.warnings.append("%s: authorized_keys is a %s value; its keys cannot be checked here"
+                                 % (path, keys.tag))
+            return
         if not isinstance(keys, list) or not keys:
             self.fail("%s: authorized_keys is %s; make apply would leave root on every gateway with no key it "
                       "accepts. List the operators' public keys there" % (path, "empty" if not keys else "not a list"))
         for entry in keys:
+            if isinstance(entry, TaggedValue):
+                continue  # a vaulted key: ttn-multitech-cm decrypts it, this stage cannot
             try:
                 parse_public_key(entry if isinstance(entry, str) else "")
             except KeyFormatError as exc:

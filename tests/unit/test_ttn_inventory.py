@@ -252,3 +252,36 @@ def test_a_yaml_hosts_inventory_that_cannot_be_edited_line_by_line_is_refused_un
         InventoryWriter(_tunnel_params(inventory)).run()
     assert (inventory / "hosts").read_text() == hosts
     assert not (inventory / "host_vars" / "gw-one.yml").exists()
+
+
+VAULTED = """\
+---
+authorized_keys:
+  - %s
+ttn_api_key: !vault |
+          $ANSIBLE_VAULT;1.1;AES256
+          62313365396662343061393464336163383764373764613633653634306231386433626436623361
+          6134333665353966363534333632666535333761666131620a663537646436643839616563336162
+""" % KEY
+
+
+def test_vault_and_unsafe_values_anywhere_in_the_org_are_kept_byte_for_byte(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, VAULTED)
+    (inventory / "host_vars").mkdir()
+    operator = ("---\nhostname: gw-one\ndescription: !unsafe '{{ not a template }}'\nsecret: !vault |\n"
+                "          $ANSIBLE_VAULT;1.1;AES256\n          6231\n")
+    (inventory / "host_vars" / "gw-one.yml").write_text(operator)
+    InventoryWriter(_tunnel_params(inventory)).run()
+    after = (inventory / "host_vars" / "gw-one.yml").read_text()
+    assert after.startswith(operator) and "ssh_tunnel_remote_port: 20001" in after
+    assert (inventory / "group_vars" / "conduits.yml").read_text() == VAULTED
+    again = InventoryWriter(_tunnel_params(inventory)).run()
+    assert (inventory / "host_vars" / "gw-one.yml").read_text() == after and again["changed_keys"] == []
+
+
+def test_a_vaulted_tunnel_host_cannot_be_checked_and_is_refused(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org(tmp_path, "ssh_tunnel_remote_host: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n")
+    with pytest.raises(StageError, match="as a !vault value, which cannot be checked"):
+        InventoryWriter(_tunnel_params(inventory)).run()
