@@ -49,6 +49,8 @@ GATEWAY_ID = re.compile(r"[a-z0-9](?:-?[a-z0-9]){2,}\Z")
 ORG_VARS = ("ansible_user", "ttn_user", "authorized_keys", "ssh_tunnel_remote_host", "ssh_tunnel_ssh_port",
             "ssh_tunnel_gateway_user_on_jumphost", "forwarder_variant", "forwarder_version", "timezone", "region",
             "router_v3", "gateway_owner", "gateway_collaborators", "contact_email", "ntp_servers")
+# keys that mark the file of a host_vars folder holding what the pipeline writes
+OWNED_MARKERS = ("hostname", "ansible_port", "ssh_tunnel_remote_port", "ssh_tunnel_keepalive_base_port")
 # the order of a new file: who it is, where it stands, how Ansible reaches it, what the pipeline read
 KEY_ORDER = ("hostname", "description", "latitude", "longitude", "altitude", "eth0_type", "ansible_host",
              "ansible_port", "ansible_user", "ssh_tunnel_remote_host", "ssh_tunnel_ssh_port", "ssh_tunnel_remote_port",
@@ -273,6 +275,23 @@ class HostsFile:
                 found.append(name)
         return found
 
+    def groups_of_file(self):
+        """Every group the file names."""
+        return set(section[0] for section in self.sections if section[2] is not None)
+
+    def groups_under(self, parent="conduits"):
+        """``parent`` and every group below it through ``[...:children]`` sections."""
+        found, todo = set(), [parent]
+        while todo:
+            name = todo.pop()
+            if name in found:
+                continue
+            found.add(name)
+            section = self._section(name, "children")
+            if section is not None:
+                todo.extend(shlex.split(self.lines[number], comments=True)[0] for number in section[3])
+        return found
+
     def _section(self, name, kind):
         for section in self.sections:
             if section[0] == name and section[1] == kind:
@@ -344,6 +363,28 @@ class YamlHostsFile:
             if isinstance(hosts, yaml.MappingNode) and any(key.value == host for key, _value in hosts.value):
                 found.append(name)
         return sorted(set(found), key=found.index)
+
+    def groups_of_file(self):
+        """Every group the file names."""
+        return set(name for name, _node in self._groups())
+
+    def groups_under(self, parent="conduits"):
+        """``parent`` and every group below it through ``children``."""
+        found = set()
+
+        def walk(mapping):
+            for key, value in mapping.value:
+                found.add(key.value)
+                children = _child(value, "children") if isinstance(value, yaml.MappingNode) else None
+                if isinstance(children, yaml.MappingNode):
+                    walk(children)
+        for name, node in self._groups():
+            if name == parent:
+                found.add(name)
+                children = _child(node, "children") if isinstance(node, yaml.MappingNode) else None
+                if isinstance(children, yaml.MappingNode):
+                    walk(children)
+        return found
 
     def refuse(self, reason):
         raise StageError("%s: %s; add the gateway there yourself, or change the file (nothing was written)"
@@ -418,23 +459,49 @@ def backup_copy(path):
     return target
 
 
+def writable_or_refuse(path):
+    """A StageError, before anything is written, when ``path`` (or the folder a new one goes into) is read-only:
+    the controller often runs as root, which the mode bits would not stop."""
+    target = os.path.realpath(path)
+    if os.path.exists(target):
+        mode = os.stat(target).st_mode
+        if not mode & 0o222:
+            raise StageError("%s is read-only (mode %04o): make it writable for the pipeline, or write what it needs "
+                             "yourself; nothing was written" % (path, mode & 0o7777), STAGE, file=path)
+        return
+    folder = os.path.dirname(target) or "."
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.stat(folder).st_mode & 0o222:
+        raise StageError("%s cannot be made: %s is read-only (mode %04o); nothing was written"
+                         % (path, folder, os.stat(folder).st_mode & 0o7777), STAGE, file=path)
+
+
 def write_atomic(path, text, backup=None):
-    """Temp file beside ``path``, same mode, fsync, rename; ``backup(path)`` first when given and it exists."""
-    directory = os.path.dirname(path) or "."
+    """Temp file beside the file ``path`` leads to (a symlink is followed: the link stays a link), the same mode,
+    owner and group (a new file those of its folder), fsync, rename; ``backup(path)`` first when given and it
+    exists."""
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target) or "."
     ensure_directory(directory)
-    mode = 0o644
-    if os.path.exists(path):
-        mode = os.stat(path).st_mode & 0o7777
+    if os.path.exists(target):
+        stat = os.stat(target)
+        mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
         if backup is not None:
-            backup(path)
-    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+            backup(target)
+    else:
+        folder = os.stat(directory)
+        mode, owner = 0o644, (folder.st_uid, folder.st_gid)
+    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), dir=directory)
     try:
         with os.fdopen(handle, "w") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, mode)
-        os.rename(temp, path)
+        if (os.stat(temp).st_uid, os.stat(temp).st_gid) != owner:
+            os.chown(temp, owner[0], owner[1])
+        os.rename(temp, target)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
@@ -535,7 +602,7 @@ class InventoryWriter:
         hostname = self.params.get("hostname") or self.gateway
         self._check_values(hostname)
         hosts_path = os.path.join(self.inventory, "hosts")
-        vars_path = os.path.join(self.inventory, "host_vars", "%s.yml" % self.gateway)
+        vars_path = self._host_vars_file()
         if not os.path.isdir(self.inventory):
             self.fail("the inventory folder %s does not exist (copy inventory_template/org and point inventory_dir "
                       "at its inventory/ folder)" % self.inventory)
@@ -545,9 +612,19 @@ class InventoryWriter:
         editor = HostVarsEditor(vars_path, _read(vars_path))
         group = self.params["group"]
         hosts_text = _read(hosts_path)
-        listed = hosts_file(hosts_path, hosts_text).groups_of(self.gateway)
+        hosts = hosts_file(hosts_path, hosts_text)
+        listed = hosts.groups_of(self.gateway)
+        if listed and not set(listed) & hosts.groups_under("conduits"):
+            self.fail("%s lists it in %s, outside conduits: ttn-multitech-cm's make ping and make apply (TARGET "
+                      "conduits) would never reach it. Move its line into a group under conduits, or remove it and "
+                      "the pipeline adds it to %s; nothing was written" % (hosts_path, ", ".join(listed), group))
+        if not listed and group in hosts.groups_of_file() and group not in hosts.groups_under("conduits"):
+            self.fail("%s has a group %s, but not under conduits: a gateway added there would never be reached by "
+                      "ttn-multitech-cm's make ping and make apply (TARGET conduits). Make %s a child of conduits, or "
+                      "choose another group; nothing was written" % (hosts_path, group, group))
         if not listed:  # a hosts file it cannot add the gateway to is refused before anything is written
             hosts_file(hosts_path, hosts_text).with_host(self.gateway, group)
+            writable_or_refuse(hosts_path)
         org = self._group_vars(listed or [group])
         owned, seeded = self._keys(hostname)
         self._tunnel_agreement(org, owned)
@@ -565,6 +642,7 @@ class InventoryWriter:
         self._port_clash(vars_path, owned["ssh_tunnel_remote_port"])
         text, changed_keys = editor.apply(owned, seeded)
         if changed_keys:
+            writable_or_refuse(vars_path)
             self.actions.append("%s %s: %s" % ("write" if editor.text else "create", vars_path,
                                                ", ".join(changed_keys)))
             self.diffs.append({"before_header": vars_path, "after_header": vars_path, "before": editor.text,
@@ -591,6 +669,31 @@ class InventoryWriter:
     def _act(self, text):
         self.actions.append(text)
         return not self.check_mode
+
+    def _host_vars_file(self):
+        """The file Ansible reads the gateway's variables from, in the shape the organisation keeps them:
+        ``<gw>.yml``, ``<gw>.yaml``, ``<gw>`` or a folder ``<gw>/`` (the file in it that holds the pipeline's keys,
+        else a new ``lorawan_conduit.yml`` there); a new ``<gw>.yml`` when there is none."""
+        folder = os.path.join(self.inventory, "host_vars")
+        found = [os.path.join(folder, self.gateway + suffix) for suffix in (".yml", ".yaml", "", ".json")
+                 if os.path.isfile(os.path.join(folder, self.gateway + suffix))]
+        directory = os.path.join(folder, self.gateway)
+        if os.path.isdir(directory):
+            files = sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                           if name.endswith((".yml", ".yaml")) and os.path.isfile(os.path.join(directory, name)))
+            holding = [path for path in files
+                       if set(load_mapping(path, _read(path))) & set(OWNED_MARKERS)]
+            if len(holding) > 1:
+                self.fail("the pipeline's keys for it are spread over %s: keep them in one file, then run again"
+                          % ", ".join(holding))
+            found.append(holding[0] if holding else os.path.join(directory, "lorawan_conduit.yml"))
+        if len(found) > 1:
+            self.fail("Ansible reads its variables from %s; the pipeline writes to one of them only: merge them, then "
+                      "run again" % " and ".join(found))
+        if found and found[0].endswith(".json"):
+            self.fail("its variables are in %s (JSON); the pipeline edits YAML only: convert it, then run again"
+                      % found[0])
+        return found[0] if found else os.path.join(folder, "%s.yml" % self.gateway)
 
     def _tunnel_end(self):
         """(host, ssh port) of the jumphost the gateway's tunnel uses now: given, else from its ledger record (the

@@ -12,8 +12,12 @@ module: ttn_inventory
 short_description: Write a gateway into the organisation's ttn-multitech-cm inventory
 version_added: 0.1.0
 description:
-  - Writes C(<inventory_dir>/host_vars/<name>.yml) with what ttn-multitech-cm needs for the gateway, and adds the
-    gateway to O(group) in C(<inventory_dir>/hosts) when no group lists it yet.
+  - Writes the gateway's host_vars with what ttn-multitech-cm needs for it, and adds the gateway to O(group) in
+    C(<inventory_dir>/hosts) (INI or YAML, edited in its own format) when no group lists it yet.
+  - The host_vars file is the one Ansible reads - C(<name>.yml), C(<name>.yaml), C(<name>), or the file of a
+    C(<name>/) folder that holds the pipeline's keys (else a new C(lorawan_conduit.yml) there); a new
+    C(<name>.yml) when there is none. Symlinks are followed; owner, group and mode are kept; C(!vault) and
+    C(!unsafe) values are kept as written.
   - The pipeline owns C(hostname), C(ansible_host) (V(localhost), the jumphost's loopback), C(ansible_port), C(ansible_user),
     C(ssh_tunnel_remote_port), C(ssh_tunnel_keepalive_base_port), C(ssh_tunnel_local_port),
     C(ssh_tunnel_gateway_user_on_jumphost) (when O(jumphost_user) is given), C(ssh_tunnel_remote_host) and
@@ -29,8 +33,9 @@ description:
     another gateway of the inventory uses, an organisation C(ssh_tunnel_remote_host) or C(ssh_tunnel_ssh_port)
     other than the jumphost the tunnel uses (C(make apply) would point the tunnel elsewhere), an organisation
     C(authorized_keys) entry that is no public key (C(make apply) installs the list as root's only keys), a value
-    read from the unit outside its strict form - or when C(hosts) or a variables file does not parse (file, line,
-    reason).
+    read from the unit outside its strict form, a read-only file or folder it would write, two host_vars files
+    Ansible would merge - or when C(hosts) or a variables file does not parse (file, line, reason). Every check runs
+    before the first write.
   - Warns about org-wide variables ttn-multitech-cm needs and the inventory lacks, naming the file where they belong.
   - Runs on the controller.
 author:

@@ -96,7 +96,7 @@ def test_missing_org_wide_variables_are_named_with_their_file(tmp_path):
     inventory = tmp_path / "org" / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "conduits.yml").write_text("ansible_user: root\nregion: US\n")
-    (inventory / "hosts").write_text("[test]\n")
+    (inventory / "hosts").write_text(MINIMAL_HOSTS)
     params = {"name": "gw-one", "inventory_dir": str(inventory), "group": "test", "hostname": None,
               "description": None, "latitude": None, "longitude": None, "altitude": None, "eth0_type": "dhcp",
               "tunnel_port": 20001, "keepalive_port": 40002, "local_port": 22, "ansible_user": "root",
@@ -120,7 +120,7 @@ def test_a_value_from_the_unit_out_of_its_form_is_refused_and_nothing_written(tm
     from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
     inventory = tmp_path / "org" / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "hosts").write_text("[test]\n")
+    (inventory / "hosts").write_text(MINIMAL_HOSTS)
     before = sorted(str(path) for path in tmp_path.rglob("*"))
     params = {"name": "gw-one", "inventory_dir": str(inventory), "group": "test", "hostname": None,
               "description": None, "latitude": None, "longitude": None, "altitude": None, "eth0_type": "dhcp",
@@ -131,14 +131,17 @@ def test_a_value_from_the_unit_out_of_its_form_is_refused_and_nothing_written(tm
         InventoryWriter(params).run()
     assert "refused, nothing written" in str(caught.value) and "{{" not in str(caught.value)
     assert sorted(str(path) for path in tmp_path.rglob("*")) == before
-    assert (inventory / "hosts").read_text() == "[test]\n"
+    assert (inventory / "hosts").read_text() in ("[test]\n", MINIMAL_HOSTS)
+
+
+MINIMAL_HOSTS = "[test]\n\n[conduits:children]\ntest\n"
 
 
 def _org(tmp_path, conduits):
     inventory = tmp_path / "org" / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "conduits.yml").write_text(conduits)
-    (inventory / "hosts").write_text("[test]\n")
+    (inventory / "hosts").write_text(MINIMAL_HOSTS)
     return inventory
 
 
@@ -285,3 +288,111 @@ def test_a_vaulted_tunnel_host_cannot_be_checked_and_is_refused(tmp_path):
     inventory = _org(tmp_path, "ssh_tunnel_remote_host: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n")
     with pytest.raises(StageError, match="as a !vault value, which cannot be checked"):
         InventoryWriter(_tunnel_params(inventory)).run()
+
+
+def _org_with_keys(tmp_path):
+    inventory = _org(tmp_path, "authorized_keys:\n  - %s\n" % KEY)
+    (inventory / "host_vars").mkdir()
+    return inventory
+
+
+OPERATORS_OWN = "---\n# kept by the co-op\nhostname: gw-one\nlatitude: 42.44  # the roof\n"
+
+
+@pytest.mark.parametrize("shape", ["gw-one.yaml", "gw-one", "gw-one/main.yml"])
+def test_the_file_ansible_reads_is_the_one_edited_in_its_shape(tmp_path, shape):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    path = inventory / "host_vars" / shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OPERATORS_OWN)
+    result = InventoryWriter(_tunnel_params(inventory)).run()
+    assert result["host_vars"] == str(path)
+    assert path.read_text().startswith(OPERATORS_OWN) and "ssh_tunnel_remote_port: 20001" in path.read_text()
+    assert sorted(p.name for p in (inventory / "host_vars").rglob("*") if p.is_file()) == [path.name]
+
+
+def test_a_host_vars_folder_without_the_pipelines_keys_gets_a_file_of_its_own(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    (inventory / "host_vars" / "gw-one").mkdir()
+    (inventory / "host_vars" / "gw-one" / "site.yml").write_text("latitude: 42.44\n")
+    result = InventoryWriter(_tunnel_params(inventory)).run()
+    assert result["host_vars"] == str(inventory / "host_vars" / "gw-one" / "lorawan_conduit.yml")
+    assert (inventory / "host_vars" / "gw-one" / "site.yml").read_text() == "latitude: 42.44\n"
+
+
+def test_two_files_ansible_would_merge_are_refused_untouched(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    for name in ("gw-one.yml", "gw-one.yaml"):
+        (inventory / "host_vars" / name).write_text(OPERATORS_OWN)
+    with pytest.raises(StageError, match="merge them"):
+        InventoryWriter(_tunnel_params(inventory)).run()
+    assert all((inventory / "host_vars" / name).read_text() == OPERATORS_OWN for name in ("gw-one.yml", "gw-one.yaml"))
+    assert (inventory / "hosts").read_text() in ("[test]\n", MINIMAL_HOSTS)
+
+
+def test_a_symlinked_file_stays_a_link_and_owner_group_mode_are_kept(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    shared = tmp_path / "shared-gw-one.yml"
+    shared.write_text(OPERATORS_OWN)
+    os.chmod(shared, 0o640)
+    if os.geteuid() == 0:
+        os.chown(shared, 1234, 2345)
+    (inventory / "host_vars" / "gw-one.yml").symlink_to(shared)
+    InventoryWriter(_tunnel_params(inventory)).run()
+    link = inventory / "host_vars" / "gw-one.yml"
+    assert link.is_symlink() and os.readlink(link) == str(shared)
+    assert "ssh_tunnel_remote_port: 20001" in shared.read_text()
+    stat = os.stat(shared)
+    assert stat.st_mode & 0o7777 == 0o640
+    if os.geteuid() == 0:
+        assert (stat.st_uid, stat.st_gid) == (1234, 2345)
+
+
+@pytest.mark.parametrize("read_only", ["host_vars file", "host_vars folder", "hosts"])
+def test_read_only_is_refused_before_anything_is_written(tmp_path, read_only):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    if read_only == "host_vars file":
+        (inventory / "host_vars" / "gw-one.yml").write_text(OPERATORS_OWN)
+        os.chmod(inventory / "host_vars" / "gw-one.yml", 0o444)
+    elif read_only == "host_vars folder":
+        os.chmod(inventory / "host_vars", 0o555)
+    else:
+        os.chmod(inventory / "hosts", 0o444)
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    try:
+        with pytest.raises(StageError, match="read-only"):
+            InventoryWriter(_tunnel_params(inventory)).run()
+        assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    finally:
+        os.chmod(inventory / "host_vars", 0o755)
+
+
+@pytest.mark.parametrize("hosts", [
+    "[test]\n\n[retired]\ngw-one\n\n[conduits:children]\ntest\n",
+    "conduits:\n  children:\n    test:\n      hosts:\nretired:\n  hosts:\n    gw-one:\n",
+])
+def test_a_gateway_listed_only_outside_conduits_is_refused(tmp_path, hosts):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    (inventory / "hosts").write_text(hosts)
+    with pytest.raises(StageError, match="lists it in retired, outside conduits"):
+        InventoryWriter(_tunnel_params(inventory)).run()
+    assert (inventory / "hosts").read_text() == hosts and not list((inventory / "host_vars").iterdir())
+
+
+@pytest.mark.parametrize("hosts", [
+    "[production]\ngw-one\n\n[site_a:children]\nproduction\n\n[conduits:children]\nsite_a\n",
+    "all:\n  children:\n    conduits:\n      children:\n        site_a:\n          children:\n            production:\n"
+    "              hosts:\n                gw-one:\n",
+])
+def test_a_gateway_in_a_group_nested_under_conduits_is_taken_as_it_is(tmp_path, hosts):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    (inventory / "hosts").write_text(hosts)
+    result = InventoryWriter(_tunnel_params(inventory)).run()
+    assert result["groups"] == ["production"] and (inventory / "hosts").read_text() == hosts
