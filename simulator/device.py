@@ -185,8 +185,7 @@ class Device:
                                                                product.product_type)
             self.https = HttpsService(self)
             if aep_password is not None:
-                self.mpower.commissioned = True
-                self.mpower.users["mtadm"] = aep_password
+                self._commission("mtadm", aep_password)
                 if aep_ssh_enabled:
                     ssh = self.mpower.saved["ssh"]
                     ssh.update(enabled=True, lan=True, wan=False, port=22)
@@ -362,17 +361,23 @@ class Device:
         await asyncio.sleep(self.knobs.startup_delay)
         await self._boot()
 
+    @property
+    def _cycling(self) -> bool:
+        return self._cycle is not None and not self._cycle.done()
+
+    def _start_cycle(self, kind: str, **options: Any) -> None:
+        self._cycle = asyncio.get_running_loop().create_task(self._run_cycle(kind, **options))
+
     def schedule_cycle(self, kind: str) -> None:
         """A restart asked for over mPower: the unit shuts down as it would (its runlevel 6 scripts run, a
         flash it staged goes ahead) once the reply is on its way."""
-        if self._cycle is not None and not self._cycle.done():
+        if self._cycling:
             return
         self.log("reboot", reason=kind)
-        loop = asyncio.get_running_loop()
         if self.system is not None and self.system.init_pid is not None:
-            loop.call_later(0.15, self._signal_init, signal.SIGTERM)
+            asyncio.get_running_loop().call_later(0.15, self._signal_init, signal.SIGTERM)
         else:
-            self._cycle = loop.create_task(self._run_cycle(kind, wait=0.15))
+            self._start_cycle(kind, wait=0.15)
 
     def _signal_init(self, signum: int) -> None:
         if self.system is not None and self.system.init_pid is not None:
@@ -383,18 +388,20 @@ class Device:
 
     def power_cycle(self) -> None:
         """Power off and on: nothing in /var/volatile survives, no script runs."""
-        if self._cycle is not None and not self._cycle.done():
+        if self._cycling:
             return
         self.log("reboot", reason="power-cycle")
-        self._cycle = asyncio.get_running_loop().create_task(self._run_cycle("power-cycle", read_staged=False))
+        self._start_cycle("power-cycle", read_staged=False)
 
     async def _unit_event(self, event: Event) -> None:
-        if event[0] == "shutdown" and (self._cycle is None or self._cycle.done()):
+        if self._cycling:
+            return
+        if event[0] == "shutdown":
             self.log("reboot", reason=event[1])
-            self._cycle = asyncio.get_running_loop().create_task(self._run_cycle(event[1]))
-        elif event[0] == "gone" and (self._cycle is None or self._cycle.done()):
+            self._start_cycle(event[1])
+        elif event[0] == "gone":
             self.log("crash", detail=" ".join(event[1:]))
-            self._cycle = asyncio.get_running_loop().create_task(self._run_cycle("crash", read_staged=False))
+            self._start_cycle("crash", read_staged=False)
 
     def _staged_flash(self) -> dict[str, Any] | None:
         """What mlinux-firmware-upgrade left for the flash, read inside the unit's own /var/volatile."""

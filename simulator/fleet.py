@@ -172,8 +172,9 @@ class Fleet:
                 https_port=https_port, ssh_port=ssh_port, state_dir=state_dir, knobs=knobs,
                 mlinux_password=self.mlinux_password, standard_ports=self.standard_ports, checkout=checkout,
                 host_key=host_keys.get(name)))
+        jumphost_pid = self.jumphost.process.pid if self.jumphost and self.jumphost.process else None
         for device in await asyncio.gather(*making):
-            device.jumphost_pid = self.jumphost.process.pid if self.jumphost and self.jumphost.process else None
+            device.jumphost_pid = jumphost_pid
             self.devices[device.name] = device
         await asyncio.gather(*(d.start() for d in self.devices.values()))
         await self._start_control()

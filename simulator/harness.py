@@ -347,7 +347,7 @@ def fill_org(sim: Simulator, org: str) -> None:
                                (r"ssh_tunnel_ssh_port: .*", f"ssh_tunnel_ssh_port: {jump['port']}"),
                                (r'  - "ssh-ed25519 AAAA-replace-with-your-operators-keys[^\n]*"',
                                 f'  - "{operator_key}"')):
-        text, count = re.subn(placeholder, value.replace("\\", "\\\\"), text, count=1)
+        text, count = re.subn(placeholder, lambda _match, line=value: line, text, count=1)
         assert count == 1, f"inventory_template/org has no {placeholder!r} any more"
     with open(conduits, "w") as handle:
         handle.write(text)

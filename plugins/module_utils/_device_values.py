@@ -22,15 +22,12 @@ FORMS = {
     "serial": (r"[0-9A-Za-z]{1,32}", "a serial of letters and digits such as 12345678"),
     "mac": (r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}", "a MAC address such as 00:08:00:4a:26:f1"),
     "hw_version": (r"[A-Z0-9]+-[0-9A-Za-z.]+", "a hardware version such as MTCDT-0.1"),
-    "hardware_version": (r"[A-Z0-9]+-[0-9A-Za-z.]+", "a hardware version such as MTCDT-0.1"),
     "uuid": (r"[0-9a-f]{32}", "32 lower-case hex digits"),
     "lora_eui": (r"[0-9a-f]{2}(?::[0-9a-f]{2}){7}", "an EUI-64 such as 00:80:00:00:a0:00:15:00"),
     "lora_product_id": (_MODEL, "a product id such as MTAC-LORA-H-915"),
     "lora_hw_version": (_MODEL, "a hardware version such as MTAC-LORA-1.5"),
     "product_type": (r"[a-z0-9]+", "a product type such as mtcdt"),
     "mlinux_version": (r"[0-9]+(?:\.[0-9]+){1,3}", "an mLinux version such as 5.3.31"),
-    "firmware": (r"[0-9]+(?:\.[0-9]+){1,3}", "an mPower version such as 5.3.8"),
-    "imei": (r"[0-9]{14,16}", "an IMEI of 15 digits"),
 }
 _COMPILED = dict((name, re.compile(pattern + r"\Z")) for name, (pattern, _what) in FORMS.items())
 

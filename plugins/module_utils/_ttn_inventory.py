@@ -324,37 +324,31 @@ class YamlHostsFile:
     group's block-style ``hosts`` mapping. The text is edited where the parser says the mapping ends, so every
     other line, comment and value stays as it is; what cannot be edited that way is refused, naming the file."""
 
-    def __init__(self, path, text):
+    def __init__(self, path, text, data=None):
+        """``data``: ``text`` parsed already (by :func:`hosts_file`), else it is parsed here."""
         self.path = path
         self.text = text or ""
         try:
-            self.data = load_inventory_yaml(self.text)
+            self.data = load_inventory_yaml(self.text) if data is None else data
             self.root = yaml.compose(self.text, Loader=InventoryLoader)
         except yaml.YAMLError as exc:
             raise StageError("%s; fix the file (nothing was written)" % _yaml_error(path, exc), STAGE, file=path)
 
     @staticmethod
-    def looks_like(text):
-        """True when ``text`` is a YAML mapping (an INI file never parses as one)."""
-        try:
-            return isinstance(load_inventory_yaml(text or ""), dict)
-        except yaml.YAMLError:
-            return False
+    def _walk(mapping):
+        """``(name, group mapping node)`` of every group in ``mapping`` and below it through ``children``, depth
+        first."""
+        found = []
+        for key, value in mapping.value:
+            found.append((key.value, value))
+            children = _child(value, "children") if isinstance(value, yaml.MappingNode) else None
+            if isinstance(children, yaml.MappingNode):
+                found.extend(YamlHostsFile._walk(children))
+        return found
 
     def _groups(self):
-        """``(name, group mapping node)`` for every group, depth first from the top-level ones."""
-        found = []
-
-        def walk(mapping):
-            for key, value in mapping.value:
-                found.append((key.value, value))
-                if isinstance(value, yaml.MappingNode):
-                    children = _child(value, "children")
-                    if isinstance(children, yaml.MappingNode):
-                        walk(children)
-        if isinstance(self.root, yaml.MappingNode):
-            walk(self.root)
-        return found
+        """Every group of the file, from the top-level ones down."""
+        return self._walk(self.root) if isinstance(self.root, yaml.MappingNode) else []
 
     def groups_of(self, host):
         found = []
@@ -371,19 +365,12 @@ class YamlHostsFile:
     def groups_under(self, parent="conduits"):
         """``parent`` and every group below it through ``children``."""
         found = set()
-
-        def walk(mapping):
-            for key, value in mapping.value:
-                found.add(key.value)
-                children = _child(value, "children") if isinstance(value, yaml.MappingNode) else None
-                if isinstance(children, yaml.MappingNode):
-                    walk(children)
         for name, node in self._groups():
             if name == parent:
                 found.add(name)
                 children = _child(node, "children") if isinstance(node, yaml.MappingNode) else None
                 if isinstance(children, yaml.MappingNode):
-                    walk(children)
+                    found.update(child for child, _node in self._walk(children))
         return found
 
     def refuse(self, reason):
@@ -444,8 +431,13 @@ def _without(data, group, host):
 
 
 def hosts_file(path, text):
-    """The ``hosts`` file in the format it is in: YAML when it parses as a mapping, INI otherwise."""
-    return YamlHostsFile(path, text) if YamlHostsFile.looks_like(text) else HostsFile(path, text)
+    """The ``hosts`` file in the format it is in: YAML when it parses as a mapping (an INI file never does), INI
+    otherwise."""
+    try:
+        data = load_inventory_yaml(text or "")
+    except yaml.YAMLError:
+        data = None
+    return YamlHostsFile(path, text, data) if isinstance(data, dict) else HostsFile(path, text)
 
 
 def backup_copy(path):
@@ -623,7 +615,7 @@ class InventoryWriter:
                       "ttn-multitech-cm's make ping and make apply (TARGET conduits). Make %s a child of conduits, or "
                       "choose another group; nothing was written" % (hosts_path, group, group))
         if not listed:  # a hosts file it cannot add the gateway to is refused before anything is written
-            hosts_file(hosts_path, hosts_text).with_host(self.gateway, group)
+            hosts.with_host(self.gateway, group)
             writable_or_refuse(hosts_path)
         org = self._group_vars(listed or [group])
         owned, seeded = self._keys(hostname)
