@@ -164,6 +164,29 @@ class JumphostSystem:
     def delete_account(self, name):
         self.run(["userdel", "--force", "--remove", name], "removing account %s" % name)
 
+    def host_keys(self, sshd_config):
+        """The public host keys the jumphost's sshd offers (the ``HostKey`` files ``sshd -T`` names for
+        ``sshd_config``), as ``type base64`` lines: what a client must pin to reach it."""
+        sshd = next((path for path in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(path)), "sshd")
+        settings = self.run([sshd, "-T", "-f", sshd_config], "reading the sshd settings in %s" % sshd_config)
+        keys = []
+        for line in settings.splitlines():
+            name, _sep, value = line.partition(" ")
+            if name.lower() != "hostkey":
+                continue
+            text = self.read_text(value.strip() + ".pub")
+            try:
+                key = parse_public_key((text or "").strip())
+            except KeyFormatError as exc:
+                raise StageError("the jumphost's host key %s.pub is missing or not a public key (%s): the gateways "
+                                 "and ttn-multitech-cm could not pin it; regenerate it with ssh-keygen -y"
+                                 % (value.strip(), exc), STAGE)
+            keys.append(key.text(comment=""))
+        if not keys:
+            raise StageError("sshd -T -f %s names no host key: is that the configuration the jumphost's sshd runs "
+                             "with? (role variable jumphost_register_sshd_config)" % sshd_config, STAGE)
+        return keys
+
     def listeners(self):
         """``{port: set(uid)}`` of the TCP sockets listening right now (IPv4 and IPv6)."""
         found = {}
@@ -390,6 +413,13 @@ class Jumphost:
                  for port in self.listen_ports(registration)] if self.params["state"] == "present" else []
         return self.system.unreserved_ephemeral(ports)
 
+    def jumphost_host_keys(self):
+        """``{"jumphost_host_keys": [...]}`` for registrations that make tunnels (pinned by the hand-over), else
+        nothing."""
+        if self.params["state"] != "present" or not self.params.get("sshd_config"):
+            return {}
+        return {"jumphost_host_keys": self.system.host_keys(self.params["sshd_config"])}
+
     @staticmethod
     def keys_path(account):
         return os.path.join(account.home, ".ssh", "authorized_keys")
@@ -457,6 +487,7 @@ class Registrar(Jumphost):
     def run(self):
         result = self.under_lock(self.register)
         result["unreserved_ports"], result["reserved_ports"] = self.unreserved_listen_ports([result])
+        result.update(self.jumphost_host_keys())
         return result
 
     def register(self):
@@ -655,7 +686,8 @@ class BatchRegistrar(Jumphost):
         exposed, reserved = self.unreserved_listen_ports(registrations.values())
         return {"changed": any(entry.get("changed") for entry in registrations.values()),
                 "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
-                "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved}
+                "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved,
+                **self.jumphost_host_keys()}
 
     def _register_all(self):
         registrations, reserved = {}, set()

@@ -83,6 +83,12 @@ options:
     description: Seconds to wait for the lock.
     type: int
     default: 120
+  sshd_config:
+    description:
+      - The configuration the jumphost's sshd runs with. With O(state=present) its C(HostKey) files (as C(sshd -T)
+        names them) are returned in RV(jumphost_host_keys), for the hand-over to pin.
+    type: path
+    default: /etc/ssh/sshd_config
 seealso:
   - module: lorawan.conduit.jumphost_tunnels
 """
@@ -145,6 +151,15 @@ registrations:
     msg:
       description: Why it was refused, in words.
       type: str
+jumphost_host_keys:
+  description:
+    - The public host keys the jumphost's sshd offers (O(sshd_config)), C(type base64) each: what
+      C(lorawan.conduit.ttn_inventory) pins in the organisation's C(known_hosts) so that C(make ping) reaches the
+      gateways with strict host key checking.
+  returned: with O(state=present)
+  type: list
+  elements: str
+  sample: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
 unreserved_ports:
   description:
     - The ports the registered gateways listen on at the jumphost (tunnel port, keepalive port and the one above)
@@ -260,6 +275,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         lock_file=dict(type="path", default="/run/lock/lorawan-conduit-jumphost.lock"),
         lock_timeout=dict(type="int", default=120),
+        sshd_config=dict(type="path", default="/etc/ssh/sshd_config"),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("gateway", "gateways")],
                            mutually_exclusive=[("gateway", "gateways"), ("host_key", "gateways")],

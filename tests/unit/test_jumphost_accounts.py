@@ -85,9 +85,9 @@ def ed25519(tmp_path_factory):
     return parse_public_key(_key(tmp_path_factory.mktemp("keys"), "one"))
 
 
-def _key(folder, name):
+def _key(folder, name, key_type="ed25519"):
     path = os.path.join(str(folder), name)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", name, "-f", path], check=True)
     with open(path + ".pub") as handle:
         return handle.read().strip()
 
@@ -303,3 +303,26 @@ def test_a_batch_says_which_of_its_ports_are_unreserved(tmp_path, ed25519):
     assert result["unreserved_ports"] == [40002, 40003] and result["reserved_ports"] == [(40000, 40001)]
     single = Registrar(dict(_batch_params([]), gateway="gw-a", host_key=ed25519.text()), system).run()
     assert single["port"] == 20000 and single["unreserved_ports"] == []
+
+
+def test_the_jumphosts_host_keys_are_the_files_sshd_names(tmp_path):
+    """``sshd -T`` names the HostKey files of the configuration sshd runs with; their .pub halves are returned
+    without comments, and a missing or broken one is a clear error (the hand-over would pin nothing)."""
+    ed25519, rsa = _key(tmp_path, "host_ed25519"), _key(tmp_path, "host_rsa", "rsa")
+    calls = []
+
+    def sshd(argv):
+        calls.append(argv)
+        return 0, ("port 22\nhostkey %s\nhostkey %s\n" % (tmp_path / "host_ed25519", tmp_path / "host_rsa")), ""
+
+    system = JumphostSystem(run_command=sshd)
+    assert system.host_keys("/etc/jh/sshd_config") == [parse_public_key(ed25519).text(comment=""),
+                                                       parse_public_key(rsa).text(comment="")]
+    assert calls[0][-3:] == ["-T", "-f", "/etc/jh/sshd_config"]
+    (tmp_path / "host_rsa.pub").write_text("ssh-rsa broken\n")
+    with pytest.raises(StageError) as caught:
+        system.host_keys("/etc/jh/sshd_config")
+    assert "host_rsa.pub is missing or not a public key" in caught.value.message
+    with pytest.raises(StageError) as caught:
+        JumphostSystem(run_command=lambda argv: (0, "port 22\n", "")).host_keys("/etc/jh/sshd_config")
+    assert "names no host key" in caught.value.message
