@@ -337,8 +337,9 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
 
 def fill_org(sim: Simulator, org: str) -> None:
     """What an operator fills in inventory_template/org for their jumphost (the simulated one here): its address
-    and port in group_vars, its Host entry with its pinned key in ssh_config, and the key root on the gateways
-    will accept (the provisioning key, which is the jumphost admin's here). Comments and order stay."""
+    and port in group_vars, its Host entry in ssh_config (strict host key checking; the pipeline pins its key),
+    and the key root on the gateways will accept (the provisioning key, which is the jumphost admin's here).
+    Comments and order stay."""
     jump = sim.jumphost
     with open(jump["admin_key"] + ".pub") as handle:
         operator_key = handle.read().strip()
@@ -357,7 +358,7 @@ def fill_org(sim: Simulator, org: str) -> None:
         handle.write("# The simulated jumphost, filled in as an operator would.\n"
                      f"Host jumphost\n    HostName {jump['address']}\n    Port {jump['port']}\n"
                      f"    User {jump['admin_user']}\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n"
-                     f"    UserKnownHostsFile {jump['known_hosts']}\n    StrictHostKeyChecking yes\n"
+                     "    StrictHostKeyChecking yes\n"
                      f"Host *\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n")
 
 

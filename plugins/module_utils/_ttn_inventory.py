@@ -34,6 +34,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_values imp
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._org_ssh import JumpLegError, jump_leg_plan
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
@@ -621,6 +622,8 @@ class InventoryWriter:
         owned, seeded = self._keys(hostname)
         self._tunnel_agreement(org, owned)
         self._root_keys(org)
+        for path, _before, _after in self._jump_leg():
+            writable_or_refuse(path)
         if "ssh_tunnel_gateway_user_on_jumphost" not in owned and \
                 "ssh_tunnel_gateway_user_on_jumphost" not in org and \
                 "ssh_tunnel_gateway_user_on_jumphost" not in editor.data:
@@ -639,9 +642,25 @@ class InventoryWriter:
                                                ", ".join(changed_keys)))
             self.diffs.append({"before_header": vars_path, "after_header": vars_path, "before": editor.text,
                                "after": text})
-            if not self.check_mode:
+        written = []
+        try:
+            if changed_keys and not self.check_mode:
+                previous = _read(vars_path)
                 write_atomic(vars_path, text, self.backup)
-        self._hosts(hosts_path, group)
+                written.append((vars_path, previous, text))
+            written += self._hosts(hosts_path, group)
+            written += self._pin_jump_leg()
+        except BaseException:
+            # all or nothing: what this run wrote goes back, where no other gateway has written since
+            for path, before, after in reversed(written):
+                with _Lock(path):
+                    if _read(path) != after:
+                        continue
+                    if before is None:
+                        os.unlink(path)
+                    else:
+                        write_atomic(path, before)
+            raise
         self._record(vars_path)
         return {"changed": bool(self.actions), "gateway": self.gateway, "actions": self.actions,
                 "host_vars": vars_path,
@@ -761,14 +780,51 @@ class InventoryWriter:
             text = _read(hosts_path)
             hosts = hosts_file(hosts_path, text)
             if hosts.groups_of(self.gateway):
-                return
+                return []
             after = hosts.with_host(self.gateway, group)
             hosts_file(hosts_path, after)  # what we write must parse
             self.actions.append("add %s to [%s] in %s" % (self.gateway, group, hosts_path))
             self.diffs.append({"before_header": hosts_path, "after_header": hosts_path, "before": text or "",
                                "after": after})
-            if not self.check_mode:
-                write_atomic(hosts_path, after, self.backup)
+            if self.check_mode:
+                return []
+            write_atomic(hosts_path, after, self.backup)
+            return [(hosts_path, text, after)]
+
+    def _jump_leg(self):
+        """What pins the jumphost's host keys for make ping's jump leg (see _org_ssh); nothing without them or
+        without the organisation's ssh_config."""
+        keys = self.params.get("jumphost_host_keys")
+        ssh_config = self.params.get("ssh_config") or os.path.join(
+            os.path.dirname(os.path.abspath(self.inventory)), "ssh_config")
+        if not keys:
+            return []
+        if not os.path.isfile(ssh_config):
+            self.warnings.append("%s does not exist: the jumphost's host key is not pinned for make ping's jump leg "
+                                 "(%s); copy it from inventory_template/org" % (ssh_config, self.params["jump_host"]))
+            return []
+        try:
+            return jump_leg_plan(ssh_config, self.params["jump_host"], keys, _read)
+        except JumpLegError as exc:
+            self.fail("make ping's jump leg: %s; nothing was written" % exc)
+
+    def _pin_jump_leg(self):
+        """The jump leg's files written, under one lock (every gateway of the batch pins the same jumphost):
+        ``[(path, text before, text after)]`` of what was written."""
+        written = []
+        planned = self._jump_leg()
+        if not planned:
+            return written
+        with _Lock(planned[0][0]):
+            for path, before, after in self._jump_leg():  # again under the lock: another gateway may have pinned
+                self.actions.append("%s %s: pin the jumphost's host keys for make ping's jump leg"
+                                    % ("write" if before is not None else "create", path))
+                self.diffs.append({"before_header": path, "after_header": path, "before": before or "",
+                                   "after": after})
+                if not self.check_mode:
+                    write_atomic(path, after, self.backup if before is not None else None)
+                    written.append((path, before, after))
+        return written
 
     def _keys(self, hostname):
         params = self.params
@@ -832,5 +888,8 @@ TTN_INVENTORY = StageModule(
         identity=dict(type="dict"),
         ledger_dir=dict(type="path"),
         backup=dict(type="bool", default=False),
+        jumphost_host_keys=dict(type="list", elements="str", no_log=False),
+        ssh_config=dict(type="path"),
+        jump_host=dict(type="str", default="jumphost"),
     ),
 )

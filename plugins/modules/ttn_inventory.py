@@ -36,6 +36,13 @@ description:
     read from the unit outside its strict form, a read-only file or folder it would write, two host_vars files
     Ansible would merge - or when C(hosts) or a variables file does not parse (file, line, reason). Every check runs
     before the first write.
+  - With O(jumphost_host_keys), pins the jumphost's host keys for the jump leg of C(make ping) and C(make apply)
+    (C(ProxyJump=)O(jump_host) under O(ssh_config), which takes no options from ssh's command line): unless a
+    known_hosts file that entry reads (as C(ssh -G) resolves it) holds one of them already, they go into
+    C(known_hosts) beside O(ssh_config), and the O(jump_host) entry gets a C(UserKnownHostsFile) line naming that
+    file. A known_hosts file that holds another key for the jumphost is refused (ssh would refuse the connection).
+    Every gateway of a batch shares these two files; a lock serialises them.
+  - A change of several files is all or nothing; when a later write fails, the files written before are put back.
   - Warns about org-wide variables ttn-multitech-cm needs and the inventory lacks, naming the file where they belong.
   - Runs on the controller.
 author:
@@ -131,6 +138,20 @@ options:
     description: Keep the previous version of a file it changes, beside it.
     type: bool
     default: false
+  jumphost_host_keys:
+    description:
+      - The jumphost's public host keys (C(type base64) each), as RV(lorawan.conduit.jumphost_register#module:jumphost_host_keys)
+        returns them. Without them the jump leg is not pinned.
+    type: list
+    elements: str
+  ssh_config:
+    description: The organisation's ssh_config, which C(ansible_ssh_common_args) passes with C(-F); default
+      C(ssh_config) beside O(inventory_dir).
+    type: path
+  jump_host:
+    description: The ssh_config entry of the jumphost, as C(ProxyJump=) in C(ansible_ssh_common_args) names it.
+    type: str
+    default: jumphost
 seealso:
   - module: lorawan.conduit.gateway_facts
   - module: lorawan.conduit.jumphost_register

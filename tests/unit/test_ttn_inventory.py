@@ -396,3 +396,117 @@ def test_a_gateway_in_a_group_nested_under_conduits_is_taken_as_it_is(tmp_path, 
     (inventory / "hosts").write_text(hosts)
     result = InventoryWriter(_tunnel_params(inventory)).run()
     assert result["groups"] == ["production"] and (inventory / "hosts").read_text() == hosts
+
+
+JUMP_CONFIG = """\
+# How ttn-multitech-cm reaches the gateways.
+Host jumphost
+    HostName jump.coop.example
+    Port 2222
+    User ops   # the operators' account
+
+Host *
+    IdentitiesOnly yes
+"""
+
+
+def _jump_keys(tmp_path):
+    import subprocess
+    keys = []
+    for key_type in ("ed25519", "rsa"):
+        path = tmp_path / ("jump_%s" % key_type)
+        subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
+        keys.append(" ".join((tmp_path / ("jump_%s.pub" % key_type)).read_text().split()[:2]))
+    return keys
+
+
+def _ssh_g(config, option):
+    import subprocess
+    out = subprocess.run(["ssh", "-G", "-F", str(config), "jumphost"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith(option + " ")][0]
+
+
+def test_the_jumphosts_keys_are_pinned_where_the_jump_leg_reads_them_and_the_rest_stays(tmp_path):
+    """ssh -G says where the jump leg looks; after the first gateway it finds the jumphost's keys there, and the
+    next gateway changes neither file."""
+    import subprocess
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    config = inventory.parent / "ssh_config"
+    config.write_text(JUMP_CONFIG)
+    keys = _jump_keys(tmp_path)
+    result = InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=keys, jump_host="jumphost")).run()
+    known = inventory.parent / "known_hosts"
+    assert _ssh_g(config, "userknownhostsfile") == str(known)
+    assert config.read_text() == JUMP_CONFIG.replace(
+        "    User ops   # the operators' account\n",
+        "    User ops   # the operators' account\n    UserKnownHostsFile %s\n" % known)
+    found = subprocess.run(["ssh-keygen", "-F", "[jump.coop.example]:2222", "-f", str(known)], capture_output=True,
+                           text=True, check=True).stdout
+    assert sorted(line.split(None, 1)[1] for line in found.splitlines() if not line.startswith("#")) == sorted(keys)
+    assert any("pin the jumphost's host keys" in action for action in result["actions"])
+    pinned = {path: path.read_bytes() for path in (config, known)}
+    again = InventoryWriter(_tunnel_params(inventory, name="gw-two", tunnel_port=20003, keepalive_port=40006,
+                                           jumphost_user="gw-two", jumphost_host_keys=keys,
+                                           jump_host="jumphost")).run()
+    assert not any("pin" in action for action in again["actions"])
+    assert {path: path.read_bytes() for path in (config, known)} == pinned
+
+
+def test_a_jump_leg_pinned_by_the_operator_is_left_alone(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    keys = _jump_keys(tmp_path)
+    own = tmp_path / "ops_known_hosts"
+    own.write_text("# mine\n[jump.coop.example]:2222 %s\n" % keys[1])
+    config = inventory.parent / "ssh_config"
+    config.write_text(JUMP_CONFIG.replace("Port 2222\n", "Port 2222\n    UserKnownHostsFile %s\n" % own))
+    before = config.read_bytes(), own.read_bytes()
+    InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=keys, jump_host="jumphost")).run()
+    assert (config.read_bytes(), own.read_bytes()) == before
+    assert not (inventory.parent / "known_hosts").exists()
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("another key", "holds another host key for [jump.coop.example]:2222"),
+    ("set earlier", "sets UserKnownHostsFile for jumphost before its own entry"),
+])
+def test_a_jump_leg_that_cannot_be_pinned_is_refused_and_nothing_written(tmp_path, case, needle):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    keys = _jump_keys(tmp_path)
+    config = inventory.parent / "ssh_config"
+    if case == "another key":
+        (tmp_path / "ops_known_hosts").write_text("[jump.coop.example]:2222 %s\n" % KEY.rsplit(" ", 1)[0])
+        config.write_text(JUMP_CONFIG.replace("Port 2222\n", "Port 2222\n    UserKnownHostsFile %s\n"
+                                              % (tmp_path / "ops_known_hosts")))
+    else:
+        config.write_text("Host *\n    UserKnownHostsFile /dev/null\n\n" + JUMP_CONFIG)
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(StageError) as caught:
+        InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=keys, jump_host="jumphost")).run()
+    assert needle in str(caught.value) and "nothing was written" in str(caught.value)
+    assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_a_write_that_fails_puts_back_what_the_run_wrote_before_it(tmp_path, monkeypatch):
+    from ansible_collections.lorawan.conduit.plugins.module_utils import _ttn_inventory
+    inventory = _org_with_keys(tmp_path)
+    (inventory.parent / "ssh_config").write_text(JUMP_CONFIG)
+    keys_folder = tmp_path / "keys"
+    keys_folder.mkdir()
+    keys = _jump_keys(keys_folder)
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    real = _ttn_inventory.write_atomic
+
+    def full_disk(path, text, backup=None):
+        if path.endswith("known_hosts"):
+            raise OSError(28, "No space left on device")
+        real(path, text, backup)
+
+    monkeypatch.setattr(_ttn_inventory, "write_atomic", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _ttn_inventory.InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=keys,
+                                                      jump_host="jumphost")).run()
+    assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
