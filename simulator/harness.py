@@ -362,6 +362,21 @@ def fill_org(sim: Simulator, org: str) -> None:
                      f"Host *\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n")
 
 
+def provision(provisioning: str, *args: str, env: dict[str, str] | None = None,
+              timeout: float = 900) -> subprocess.CompletedProcess:
+    """The README's command, ``ansible-playbook lorawan.conduit.provision -i <provisioning>/`` and ``args`` (``-l
+    new_gateways`` when none), with this checkout's collection and strict host key checking; the output is also
+    appended to ``<provisioning>/runs.log``."""
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "lorawan.conduit.provision",
+               "-i", provisioning + "/", *(args or ("-l", "new_gateways"))]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(),
+                                   ANSIBLE_HOST_KEY_CHECKING="True", **(env or {})))
+    with open(os.path.join(provisioning, "runs.log"), "a") as log:
+        log.write(done.stdout + done.stderr)
+    return done
+
+
 def latest_report(provisioning: str) -> dict[str, Any]:
     """The JSON report of the last provision run over ``provisioning``."""
     reports = sorted(name for name in os.listdir(os.path.join(provisioning, "reports")) if name.endswith(".json"))

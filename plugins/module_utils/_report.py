@@ -15,7 +15,7 @@ import tempfile
 from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
-STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory")
+STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory", "accept")
 _MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped",
          "planned": "would change"}
 
@@ -63,7 +63,7 @@ class Report:
             if entry.get("state") == "unreachable" and not outcomes:
                 reason = "unreachable: the unit answered neither HTTPS nor SSH"
                 failed.append(name)
-            if (outcomes.get("inventory") or {}).get("status") == "done":
+            if (outcomes.get("accept") or {}).get("status") == "done":
                 ready.append(name)
             rows.append([name, entry.get("state") or ""] + [_cell(outcomes.get(stage)) for stage in STAGES]
                         + [reason])

@@ -635,6 +635,14 @@ class InventoryWriter:
             self.warnings.append("org-wide variables that ttn-multitech-cm needs are missing: %s; they belong in %s"
                                  % (", ".join(missing), os.path.join(self.inventory, "group_vars", "conduits.yml")))
         self._port_clash(vars_path, owned["ssh_tunnel_remote_port"])
+        for path, keys in self._siblings(vars_path):
+            shadowing = sorted(set(owned) & keys)
+            if shadowing:
+                self.fail("%s sets %s, which the pipeline keeps in %s: Ansible merges the files of that folder in "
+                          "name order, so one would shadow the other. Keep them in %s only; nothing was written"
+                          % (path, ", ".join(shadowing), vars_path, vars_path))
+            for key in keys:
+                seeded.pop(key, None)  # the operator's own value stands: no placeholder beside it
         text, changed_keys = editor.apply(owned, seeded)
         if changed_keys:
             writable_or_refuse(vars_path)
@@ -705,6 +713,17 @@ class InventoryWriter:
             self.fail("its variables are in %s (JSON); the pipeline edits YAML only: convert it, then run again"
                       % found[0])
         return found[0] if found else os.path.join(folder, "%s.yml" % self.gateway)
+
+    @staticmethod
+    def _siblings(vars_path):
+        """``[(path, set of keys)]`` of the other files of a host_vars folder the gateway's file is in."""
+        folder = os.path.dirname(vars_path)
+        if os.path.basename(os.path.dirname(folder)) != "host_vars":
+            return []
+        return [(path, set(load_mapping(path, _read(path))))
+                for path in sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                                   if name.endswith((".yml", ".yaml")))
+                if path != vars_path and os.path.isfile(path)]
 
     def _tunnel_end(self):
         """(host, ssh port) of the jumphost the gateway's tunnel uses now: given, else from its ledger record (the

@@ -153,8 +153,8 @@ registrations:
       type: str
 jumphost_host_keys:
   description:
-    - The public host keys the jumphost's sshd offers (O(sshd_config)), C(type base64) each: what
-      C(lorawan.conduit.ttn_inventory) pins in the organisation's C(known_hosts) so that C(make ping) reaches the
+    - The public host keys the jumphost's sshd offers (O(sshd_config)), C(type base64) each - what
+      M(lorawan.conduit.ttn_inventory) pins in the organisation's C(known_hosts) so that C(make ping) reaches the
       gateways with strict host key checking.
   returned: with O(state=present)
   type: list

@@ -37,7 +37,7 @@ description:
     Ansible would merge - or when C(hosts) or a variables file does not parse (file, line, reason). Every check runs
     before the first write.
   - With O(jumphost_host_keys), pins the jumphost's host keys for the jump leg of C(make ping) and C(make apply)
-    (C(ProxyJump=)O(jump_host) under O(ssh_config), which takes no options from ssh's command line): unless a
+    (C(ProxyJump=)O(jump_host) under O(ssh_config), which takes no options from ssh's command line). Unless a
     known_hosts file that entry reads (as C(ssh -G) resolves it) holds one of them already, they go into
     C(known_hosts) beside O(ssh_config), and the O(jump_host) entry gets a C(UserKnownHostsFile) line naming that
     file. A known_hosts file that holds another key for the jumphost is refused (ssh would refuse the connection).

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import _next_subnet
 from simulator.unit import CM_ENV, CM_DEFAULT, ttn_multitech_cm_checkout
-from simulator.harness import REPO, collections_root, start_simulator, write_provisioning
+from simulator.harness import REPO, provision, start_simulator, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
 
@@ -45,10 +45,7 @@ def handed_over(tmp_path_factory):
     try:
         provisioning = write_provisioning(sim, workdir, prefix="ttn-ct-",
                                           addresses=[device["address"] for device in sim.devices])
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
-        done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "lorawan.conduit.provision", "-i",
-                               provisioning + "/", "-l", "new_gateways"], capture_output=True, text=True, env=env,
-                              timeout=900, check=False)
+        done = provision(provisioning)
         assert done.returncode == 0, done.stdout[-4000:]
         cm = os.path.join(workdir, "ttn-multitech-cm")
         shutil.copytree(checkout, cm, symlinks=True)
@@ -127,26 +124,32 @@ def test_apply_in_check_mode_connects_to_every_gateway(handed_over):
     assert all("unreachable=0" in line for line in recap.values()), recap
 
 
-def test_its_tunnel_tasks_find_nothing_to_change_on_a_freshly_provisioned_gateway(handed_over):
-    """ttn-multitech-cm's own ssh_tunnel tasks (its role, its template, its defaults) in check mode through the
-    organisation's inventory: the tunnel settings the unit has are the ones make apply would write, so apply does
-    not rewrite them (nor restart the tunnel for them)."""
-    over = handed_over
-    playbook = os.path.join(os.path.dirname(over["org"]), "ssh-tunnel-tasks.yml")
+def _role_tasks_in_check_mode(over, tasks_from: str, role_vars: dict | None = None) -> dict:
+    """ttn-multitech-cm's own ``tasks_from`` of its conduit role in check mode through the organisation's inventory:
+    ``{task name: {host: result}}``."""
+    playbook = os.path.join(os.path.dirname(over["org"]), f"{tasks_from}-check.yml")
     with open(playbook, "w") as handle:
-        handle.write("- hosts: conduits\n  gather_facts: false\n  tasks:\n    - ansible.builtin.include_role:\n"
-                     "        name: conduit\n        tasks_from: ssh_tunnel.yml\n")
+        json.dump([{"hosts": "conduits", "gather_facts": False, "tasks": [{"ansible.builtin.include_role": {
+            "name": "conduit", "tasks_from": tasks_from}, "vars": role_vars or {}}]}], handle)
     done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(over["org"], "inventory"),
                            "--check", "--diff", playbook], cwd=over["cm"], capture_output=True, text=True,
                           timeout=600, check=False,
                           env=dict(over["env"], ANSIBLE_ROLES_PATH=os.path.join(over["cm"], "roles"),
                                    ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                                    ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(over["org"], "catalog")))
-    with open(os.path.join(OUTPUT, "ssh-tunnel-tasks-check.json"), "w") as log:
+    with open(os.path.join(OUTPUT, f"{tasks_from}-check.json"), "w") as log:
         log.write(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report, _end = json.JSONDecoder().raw_decode(done.stdout)  # warnings may follow the report
-    tasks = {task["task"]["name"]: task["hosts"] for play in report["plays"] for task in play["tasks"]}
+    return {task["task"]["name"]: task["hosts"] for play in report["plays"] for task in play["tasks"]}
+
+
+def test_its_tunnel_tasks_find_nothing_to_change_on_a_freshly_provisioned_gateway(handed_over):
+    """ttn-multitech-cm's own ssh_tunnel tasks (its role, its template, its defaults) in check mode through the
+    organisation's inventory: the tunnel settings the unit has are the ones make apply would write, so apply does
+    not rewrite them (nor restart the tunnel for them)."""
+    over = handed_over
+    tasks = _role_tasks_in_check_mode(over, "ssh_tunnel.yml")
     for name in ("conduit : ssh_tunnel /var/config/ssh_tunnel.default", "conduit : ssh_tunnel /var/config/init.d/ssh_tunnel",
                  "conduit : ssh_tunnel Link /etc/default/ssh_tunnel to /var/config/ssh_tunnel.default",
                  "conduit : ssh_tunnel Link /etc/init.d/ssh_tunnel to /var/config/init.d/ssh_tunnel"):
@@ -154,3 +157,17 @@ def test_its_tunnel_tasks_find_nothing_to_change_on_a_freshly_provisioned_gatewa
         assert sorted(results) == over["gateways"], name
         assert not any(result.get("changed") for result in results.values()), (name, results)
     assert "conduit : ansible.builtin.reboot" not in tasks, "its restart handler would reboot the gateway"
+
+
+def test_its_root_key_tasks_find_root_keys_as_apply_would_install_them(handed_over):
+    """ttn-multitech-cm's user_dirs tasks for root in check mode: the persistent key folder and root's
+    authorized_keys (installed exclusively from the organisation's authorized_keys) are already what apply
+    writes, so apply neither replaces root's keys nor locks anyone out."""
+    over = handed_over
+    tasks = _role_tasks_in_check_mode(over, "user_dirs.yml", {"target_user": "root"})
+    keys = [name for name in tasks if "authorized keys" in name]
+    assert len(keys) == 1, sorted(tasks)
+    for name in keys + [name for name in tasks if "Create" in name and "dirs" in name]:
+        results = tasks[name]
+        assert sorted(results) == over["gateways"], name
+        assert not any(result.get("changed") for result in results.values()), (name, results)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, load_mapping
-from simulator.harness import collections_root, latest_report, wait_until, write_provisioning
+from simulator.harness import collections_root, latest_report, provision, wait_until, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 
@@ -25,11 +25,7 @@ def _env():
 
 
 def _provision(provisioning: str, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(PLAYBOOK + ["-i", provisioning + "/", *args], capture_output=True, text=True, env=_env(),
-                          timeout=900, check=False)
-    with open(os.path.join(provisioning, "runs.log"), "a") as log:
-        log.write(done.stdout + done.stderr)
-    return done
+    return provision(provisioning, *args, env={"ANSIBLE_FORKS": "16"})
 
 
 def _failures(done: subprocess.CompletedProcess) -> str:

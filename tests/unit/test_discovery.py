@@ -80,7 +80,7 @@ def test_the_plugin_fills_a_real_inventory(monkeypatch, tmp_path):
                                       "conduit_bind_interface": "enx1", "conduit_mac": "00:08:00:4a:26:f1"},
         "ttn-nyc-00-08-00-4a-26-f2": {"conduit_state": "unreachable", "conduit_address": "10.0.0.5",
                                       "conduit_bind_interface": "", "conduit_product_type": "mtcap",
-                                      "conduit_stages": {"identify": "done", "inventory": "done"}},
+                                      "conduit_stages": {"identify": "done", "inventory": "done", "accept": "done"}},
     })
     groups = inventory.get_groups_dict()
     assert groups["new_gateways"] == ["ttn-nyc-00-08-00-4a-26-f1"]

@@ -320,6 +320,20 @@ def test_a_host_vars_folder_without_the_pipelines_keys_gets_a_file_of_its_own(tm
     result = InventoryWriter(_tunnel_params(inventory)).run()
     assert result["host_vars"] == str(inventory / "host_vars" / "gw-one" / "lorawan_conduit.yml")
     assert (inventory / "host_vars" / "gw-one" / "site.yml").read_text() == "latitude: 42.44\n"
+    # Ansible reads lorawan_conduit.yml after site.yml: a placeholder there would shadow the operator's latitude
+    written = yaml.safe_load((inventory / "host_vars" / "gw-one" / "lorawan_conduit.yml").read_text())
+    assert "latitude" not in written and written["longitude"] == 0.0
+
+
+def test_a_pipeline_key_in_another_file_of_the_folder_is_refused_untouched(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    (inventory / "host_vars" / "gw-one").mkdir()
+    (inventory / "host_vars" / "gw-one" / "zz-site.yml").write_text("mlinux_version: 5.3.0\n")
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(StageError, match="zz-site.yml sets mlinux_version, which the pipeline keeps in"):
+        InventoryWriter(_tunnel_params(inventory)).run()
+    assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
 def test_two_files_ansible_would_merge_are_refused_untouched(tmp_path):
