@@ -45,26 +45,36 @@ def _ledger(provisioning: str, gateway: str) -> dict:
         return yaml.safe_load(handle)
 
 
-def test_the_templates_jumphost_placeholder_stops_the_gateway_before_the_hand_over(sim_factory, tmp_path):
+@pytest.mark.parametrize("key, needle", [
+    ("ssh_tunnel_remote_host", "sets ssh_tunnel_remote_host: 'jumphost.example.org', but the gateway's tunnel goes to "
+                               "{jumphost}"),
+    ("authorized_keys", "authorized_keys holds 'ssh-ed25519 AAAA-replace-with-your-operators-keys"),
+])
+def test_a_template_placeholder_that_make_apply_would_act_on_stops_the_gateway_before_the_hand_over(
+        sim_factory, tmp_path, key, needle):
+    """The operator filled in the organisation but left one of the template's placeholders: make apply would point
+    the tunnel at it, or install it as root's only key. The gateway stops at the inventory stage, the reason names
+    the file, and the organisation keeps every byte."""
     sim = sim_factory("--mlinux", "1", "--jumphost")
     provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-ho-",
                                       addresses=[device["address"] for device in sim.devices])
-    # the operator filled in the keys but left the template's tunnel host
     conduits = os.path.join(str(tmp_path), "org", "inventory", "group_vars", "conduits.yml")
     with open(os.path.join(REPO, "inventory_template", "org", "inventory", "group_vars", "conduits.yml")) as handle:
-        template_host = re.search(r"^ssh_tunnel_remote_host: .*$", handle.read(), re.MULTILINE).group(0)
+        template = handle.read()
     with open(conduits) as handle:
-        text = re.sub(r"^ssh_tunnel_remote_host: .*$", template_host, handle.read(), flags=re.MULTILINE)
+        filled = handle.read()
+    pattern = r"^ssh_tunnel_remote_host: .*$" if key == "ssh_tunnel_remote_host" else r"^authorized_keys:\n(  - .*\n)+"
+    placeholder = re.search(pattern, template, re.MULTILINE).group(0)
     with open(conduits, "w") as handle:
-        handle.write(text)
+        handle.write(re.sub(pattern, lambda _match: placeholder, filled, count=1, flags=re.MULTILINE))
     org_before = _snapshot(os.path.join(str(tmp_path), "org"))
     done = provision(provisioning)
     assert done.returncode == 2, done.stdout[-3000:]
     gateway = _name(sim.devices[0], "ttn-ho-")
     inventory_stage = latest_report(provisioning)["gateways"][gateway]["stages"]["inventory"]
     assert inventory_stage["status"] == "failed"
-    assert (f"{conduits} sets ssh_tunnel_remote_host: 'jumphost.example.org', but the gateway's tunnel goes to "
-            f"{sim.jumphost['address']}") in inventory_stage["reason"], inventory_stage
+    assert f"{conduits}" in inventory_stage["reason"], inventory_stage
+    assert needle.format(jumphost=sim.jumphost["address"]) in inventory_stage["reason"], inventory_stage
     assert _snapshot(os.path.join(str(tmp_path), "org")) == org_before
 
 
