@@ -20,8 +20,9 @@ description:
     sockets bound to it (C(SO_BINDTODEVICE), needs root), and the unit's MAC comes from that NIC's neighbour table."
   - Provisioning LANs (O(networks)) are probed concurrently; an address is kept when its MAC has the MultiTech OUI
     C(00:08:00) or when it answers the mPower API like a Conduit.
-  - Gateways in the ledger (O(ledger_dir)) are always listed; those the ledger has seen through every stage go to
-    group C(provisioned), every other unit to C(new_gateways).
+  - Gateways in the ledger (O(ledger_dir)) are always listed; those the ledger has seen through every stage (the
+    last, C(accept), is make ping's path reaching the gateway) go to group C(provisioned), every other unit to
+    C(new_gateways).
   - "Host names follow the organisation's convention, O(name_prefix) + MAC with dashes, when the MAC is known;
     otherwise the ledger's name, else the NIC or the address."
   - "Groups: C(new_gateways), C(provisioned), one per state (C(aep) holds both AEP states), one per product type
@@ -139,7 +140,12 @@ def _ledger_records(directory):
     return records
 
 
-FINAL_STAGE = "accept"  # ttn_acceptance: make ping's path reaches the gateway
+
+def finished(stages):
+    """Whether a gateway has been through every stage: make ping's path reached it (accept), or, in a record
+    from before the accept stage existed, it got into the organisation's inventory."""
+    stages = stages or {}
+    return stages.get("accept") == "done" or ("accept" not in stages and stages.get("inventory") == "done")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -238,8 +244,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.set_variable(name, key, value)
             state = variables["conduit_state"]
             self.inventory.add_child("aep" if state.startswith("aep") else state, name)
-            finished = (variables.get("conduit_stages") or {}).get(FINAL_STAGE) == "done"
-            self.inventory.add_child("provisioned" if finished else "new_gateways", name)
+            self.inventory.add_child("provisioned" if finished(variables.get("conduit_stages")) else "new_gateways",
+                                     name)
             if variables.get("conduit_product_type"):
                 self.inventory.add_group(variables["conduit_product_type"])
                 self.inventory.add_child(variables["conduit_product_type"], name)

@@ -105,6 +105,7 @@ class Acceptance:
         tree = os.path.join(work, "tree")
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(min(FORKS, len(self.gateways))),
                    ANSIBLE_TIMEOUT=str(self.params["timeout"]), ANSIBLE_RETRY_FILES_ENABLED="0",
+                   ANSIBLE_PIPELINING="True",  # one connection per gateway, as ttn-multitech-cm's ansible.cfg has it
                    ANSIBLE_SSH_ARGS="-o ControlMaster=no -o BatchMode=yes -o StrictHostKeyChecking=yes "
                                     "-o UserKnownHostsFile=%s" % self._known_hosts(work),
                    ANSIBLE_LOCAL_TEMP=os.path.join(work, "tmp"))

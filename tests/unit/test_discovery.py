@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from ansible.inventory.data import InventoryData
 from ansible.template import Templar, trust_as_template
 
@@ -90,3 +92,15 @@ def test_the_plugin_fills_a_real_inventory(monkeypatch, tmp_path):
     assert groups["state_aep_uncommissioned"] == ["ttn-nyc-00-08-00-4a-26-f1"]
     host = inventory.get_host("ttn-nyc-00-08-00-4a-26-f1")
     assert host.vars["conduit_port_label"] == "enx1@192.168.2.1"
+
+
+@pytest.mark.parametrize("stages, done", [
+    ({"inventory": "done", "accept": "done"}, True),
+    ({"inventory": "done", "accept": "failed"}, False),  # make ping's path did not reach it: the next run tries again
+    ({"inventory": "done"}, True),  # a record from before the accept stage
+    ({"identify": "done"}, False),
+    (None, False),
+])
+def test_a_gateway_is_provisioned_once_make_pings_path_reached_it(stages, done):
+    from ansible_collections.lorawan.conduit.plugins.inventory.conduits import finished
+    assert finished(stages) is done
