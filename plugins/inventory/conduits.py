@@ -140,7 +140,6 @@ def _ledger_records(directory):
     return records
 
 
-
 def finished(stages):
     """Whether a gateway has been through every stage: make ping's path reached it (accept), or, in a record
     from before the accept stage existed, it got into the organisation's inventory."""
