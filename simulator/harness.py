@@ -362,19 +362,55 @@ def fill_org(sim: Simulator, org: str) -> None:
                      f"Host *\n    IdentitiesOnly yes\n    IdentityFile {jump['admin_key']}\n")
 
 
+def _provision_command(provisioning: str, args: tuple[str, ...]) -> list[str]:
+    return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "lorawan.conduit.provision",
+            "-i", provisioning + "/", *(args or ("-l", "new_gateways"))]
+
+
+def _provision_env(env: dict[str, str] | None) -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True",
+                **(env or {}))
+
+
 def provision(provisioning: str, *args: str, env: dict[str, str] | None = None,
               timeout: float = 900) -> subprocess.CompletedProcess:
     """The README's command, ``ansible-playbook lorawan.conduit.provision -i <provisioning>/`` and ``args`` (``-l
     new_gateways`` when none), with this checkout's collection and strict host key checking; the output is also
     appended to ``<provisioning>/runs.log``."""
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "lorawan.conduit.provision",
-               "-i", provisioning + "/", *(args or ("-l", "new_gateways"))]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
-                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(),
-                                   ANSIBLE_HOST_KEY_CHECKING="True", **(env or {})))
+    done = subprocess.run(_provision_command(provisioning, args), capture_output=True, text=True, timeout=timeout,
+                          check=False, env=_provision_env(env))
     with open(os.path.join(provisioning, "runs.log"), "a") as log:
         log.write(done.stdout + done.stderr)
     return done
+
+
+def start_provision(provisioning: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """:func:`provision` started and not waited for; its output goes to ``<provisioning>/runs.log``."""
+    log = open(os.path.join(provisioning, "runs.log"), "ab")  # pylint: disable=consider-using-with
+    try:
+        return subprocess.Popen(_provision_command(provisioning, args), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=_provision_env(env))
+    finally:
+        log.close()
+
+
+def processes_of(needle: str) -> list[int]:
+    """The PIDs whose command line holds ``needle`` (an ansible-playbook run's workers carry its command line)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                words = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie does nothing
+        except OSError:
+            continue
+        if any(needle.encode() in word for word in words):
+            found.append(int(entry))
+    return found
 
 
 def latest_report(provisioning: str) -> dict[str, Any]:

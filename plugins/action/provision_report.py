@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: lorawan.conduit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""lorawan.conduit.provision_report runs in the controller's worker when its target is the controller."""
+"""lorawan.conduit.provision_report runs in the controller's worker."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -30,7 +30,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._net import (
     peer_certificate_sha256,
     ssh_banner,
 )
-from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress, StageModule
 
 IDENTITY_FIELDS = (
     ("product_id", "productId"),
@@ -61,9 +61,10 @@ def identity_from_system(system):
 class Commissioner:
     """The commissioning stage for one device (see module docstring)."""
 
-    def __init__(self, params, check_mode=False, client=None, deadline_factory=Deadline):
+    def __init__(self, params, check_mode=False, client=None, deadline_factory=Deadline, progress=None):
         self.params = params
         self.check_mode = check_mode
+        self.progress = progress or Progress()
         self.label = params.get("name") or params["address"]
         self.client = client or MPowerClient(
             params["address"], params["https_port"], validate_certs=params["validate_certs"],
@@ -81,6 +82,7 @@ class Commissioner:
     # --- steps -----------------------------------------------------------------
 
     def _wait_for_api(self):
+        self.progress.set("waiting for the mPower API")
         """Wait until the device answers at all; a booting device is never 'commissioned'."""
         deadline = self._deadline(self.params["boot_timeout"])
         last = [None]
@@ -181,6 +183,7 @@ class Commissioner:
         return True
 
     def _wait_after_restart(self):
+        self.progress.set("restarting")
         self.result["rebooted"] = True
         if not self.params["wait"]:
             return
@@ -262,4 +265,5 @@ AEP_COMMISSION = StageModule(
         reboot_timeout=dict(type="int", default=600),
     ),
     requirements=[("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)],
+    batch=True,
 )

@@ -35,7 +35,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     parse_public_key,
     same_key,
 )
-from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress, StageModule
 
 STAGE = "identify"
 SYSFS = (("product_id", "product-id"), ("serial", "device-id"), ("mac", "mac-eth"), ("hw_version", "hw-version"),
@@ -87,9 +87,10 @@ def read_identity(session):
 class Identifier:
     """``gateway_facts``: read the unit, check it against the ledger, record it."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params, check_mode=False, progress=None):
         self.params = params
         self.check_mode = check_mode
+        self.progress = progress or Progress()
         self.gateway = params["name"]
         self.ledger = Ledger(params["ledger_dir"]) if params.get("ledger_dir") else None
 
@@ -97,6 +98,7 @@ class Identifier:
         raise StageError("%s: %s" % (self.gateway, message), STAGE, gateway=self.gateway, **context)
 
     def run(self):
+        self.progress.set("reading the unit")
         record = self.ledger.read(self.gateway) if self.ledger else {"stages": {}}
         pinned = list((record.get("host_keys") or {}).values())
         if not pinned and self.params.get("host_key"):
@@ -176,5 +178,5 @@ def _gateway_facts_options():
     return spec
 
 
-GATEWAY_FACTS = StageModule(Identifier, _gateway_facts_options(), requirements=[PARAMIKO_REQUIREMENT],
+GATEWAY_FACTS = StageModule(Identifier, _gateway_facts_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
                             required_one_of=[("password", "key_file")])

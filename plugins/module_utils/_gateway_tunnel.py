@@ -34,7 +34,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     parse_authorized_keys,
     parse_public_key,
 )
-from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress, StageModule
 
 STAGE = "tunnel"
 KEYS_DIR = "/var/config/home/root/.ssh"
@@ -122,9 +122,10 @@ def tunnel_defaults(params):
 class TunnelInstaller:
     """``gateway_tunnel``: root's keys, the tunnel files, the boot links, the running tunnel."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params, check_mode=False, progress=None):
         self.params = params
         self.check_mode = check_mode
+        self.progress = progress or Progress()
         self.gateway = params["name"]
         self.ledger = Ledger(params["ledger_dir"]) if params.get("ledger_dir") else None
         self.actions = []
@@ -184,6 +185,7 @@ class TunnelInstaller:
                    .format(path, mode), stdin=text.encode("utf-8"))
 
     def run(self):
+        self.progress.set("installing the tunnel")
         record = self.ledger.read(self.gateway) if self.ledger else None
         pinned = list(((record or {}).get("host_keys") or {}).values()) or \
             ([self.params["host_key"]] if self.params.get("host_key") else [])
@@ -330,5 +332,5 @@ def _gateway_tunnel_options():
     return spec
 
 
-GATEWAY_TUNNEL = StageModule(TunnelInstaller, _gateway_tunnel_options(), requirements=[PARAMIKO_REQUIREMENT],
+GATEWAY_TUNNEL = StageModule(TunnelInstaller, _gateway_tunnel_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
                              required_one_of=[("password", "key_file")])

@@ -32,7 +32,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._firmware_image import FirmwareImage, ImageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadline, ssh_banner
-from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress, StageModule
 
 UPGRADE_COMMAND = "/usr/sbin/mlinux-firmware-upgrade"
 UMOUNTFS = "/etc/init.d/umountfs"
@@ -70,9 +70,10 @@ class Upgrader:
     """The upgrade stage for one unit (see module docstring)."""
 
     def __init__(self, params, check_mode=False, session_factory=DeviceSession, deadline_factory=Deadline,
-                 clock=time.monotonic):
+                 clock=time.monotonic, progress=None):
         self.params = params
         self.check_mode = check_mode
+        self.progress = progress or Progress()
         self.label = params.get("name") or params["address"]
         self._session_factory = session_factory
         self._deadline = deadline_factory
@@ -204,7 +205,11 @@ class Upgrader:
     def _upload(self, session, image):
         remote = self.params["remote_path"]
         began = self._clock()
-        attempts = session.upload(image["path"], remote, retries=self.params["upload_retries"])
+
+        def uploading(sent, size):
+            self.progress.set("uploading", "%d of %d MB, %.1f MB/s" % (
+                sent // 1000000, size // 1000000, sent / max(self._clock() - began, 1e-6) / 1e6))
+        attempts = session.upload(image["path"], remote, progress=uploading, retries=self.params["upload_retries"])
         seconds = max(self._clock() - began, 1e-6)
         remote_sha = session.sha256(remote)
         if remote_sha != image["sha256"]:
@@ -228,6 +233,7 @@ class Upgrader:
             result.status, " / ".join(reason[-3:]) or "no output"))
 
     def _wait_down(self):
+        self.progress.set("flashing")
         deadline = self._deadline(self.params["down_timeout"])
         p = self.params
         gone = deadline.wait_for(lambda: not ssh_banner(p["address"], p["port"], 2.0, p.get("bind_interface")),
@@ -237,6 +243,7 @@ class Upgrader:
                       "reboot" % p["down_timeout"])
 
     def _wait_mlinux(self):
+        self.progress.set("rebooting into mLinux")
         timeout = self.params["flash_timeout"]
         deadline = self._deadline(timeout)
         last = ["no SSH answer at %s:%d" % (self._mlinux_address(), self.params["mlinux_port"])]
@@ -354,5 +361,5 @@ def _mlinux_upgrade_options():
     return spec
 
 
-MLINUX_UPGRADE = StageModule(Upgrader, _mlinux_upgrade_options(), requirements=[PARAMIKO_REQUIREMENT],
+MLINUX_UPGRADE = StageModule(Upgrader, _mlinux_upgrade_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
                              required_one_of=[("password", "key_file")])

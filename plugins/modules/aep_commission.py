@@ -24,6 +24,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.batch
   - lorawan.conduit.mpower
 attributes:
   check_mode:
@@ -95,6 +96,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gateways:
+  description: With O(gateways), each gateway's result by name, with the keys returned for one gateway (and C(failed), C(msg) when it failed).
+  returned: with O(gateways)
+  type: dict
+failed_gateways:
+  description: With O(gateways), the gateways that failed or were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
 commissioned:
   description: Whether this run created the admin user.
   returned: success
@@ -173,15 +183,3 @@ actions:
   elements: str
   sample: ["create admin user mtadm", "set ssh enabled=True, lan=True", "save configuration", "restart"]
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._aep_commission import AEP_COMMISSION
-
-
-def main():
-    AEP_COMMISSION.run(AnsibleModule(**AEP_COMMISSION.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

@@ -24,6 +24,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.batch
   - lorawan.conduit.device_ssh
 attributes:
   check_mode:
@@ -77,6 +78,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gateways:
+  description: With O(gateways), each gateway's result by name, with the keys returned for one gateway (and C(failed), C(msg) when it failed).
+  returned: with O(gateways)
+  type: dict
+failed_gateways:
+  description: With O(gateways), the gateways that failed or were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
 identity:
   description: What the unit says it is.
   returned: success
@@ -134,15 +144,3 @@ ledger:
   returned: success
   type: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import GATEWAY_FACTS
-
-
-def main():
-    GATEWAY_FACTS.run(AnsibleModule(**GATEWAY_FACTS.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

@@ -30,6 +30,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.batch
   - lorawan.conduit.device_ssh
 attributes:
   check_mode:
@@ -125,6 +126,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gateways:
+  description: With O(gateways), each gateway's result by name, with the keys returned for one gateway (and C(failed), C(msg) when it failed).
+  returned: with O(gateways)
+  type: dict
+failed_gateways:
+  description: With O(gateways), the gateways that failed or were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
 actions:
   description: What was done, or in check mode what would be done.
   returned: always
@@ -152,15 +162,3 @@ ledger:
   returned: when O(ledger_dir) is given
   type: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import GATEWAY_TUNNEL
-
-
-def main():
-    GATEWAY_TUNNEL.run(AnsibleModule(**GATEWAY_TUNNEL.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

@@ -33,6 +33,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.batch
 attributes:
   check_mode:
     support: full
@@ -161,6 +162,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gateways:
+  description: With O(gateways), each gateway's result by name, with the keys returned for one gateway (and C(failed), C(msg) when it failed).
+  returned: with O(gateways)
+  type: dict
+failed_gateways:
+  description: With O(gateways), the gateways that failed or were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
 flashed:
   description: Whether the unit was flashed in this run.
   returned: success
@@ -251,15 +261,3 @@ actions:
   type: list
   elements: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._mlinux_upgrade import MLINUX_UPGRADE
-
-
-def main():
-    MLINUX_UPGRADE.run(AnsibleModule(**MLINUX_UPGRADE.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

@@ -95,15 +95,3 @@ json:
   returned: always
   type: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._report import PROVISION_REPORT
-
-
-def main():
-    PROVISION_REPORT.run(AnsibleModule(**PROVISION_REPORT.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

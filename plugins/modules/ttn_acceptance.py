@@ -115,15 +115,3 @@ failed_gateways:
   elements: str
   sample: []
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_acceptance import TTN_ACCEPTANCE
-
-
-def main():
-    TTN_ACCEPTANCE.run(AnsibleModule(**TTN_ACCEPTANCE.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

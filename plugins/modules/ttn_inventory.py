@@ -206,15 +206,3 @@ missing_org_vars:
   type: list
   elements: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import TTN_INVENTORY
-
-
-def main():
-    TTN_INVENTORY.run(AnsibleModule(**TTN_INVENTORY.module_arguments()))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,25 +1,52 @@
 # -*- coding: utf-8 -*-
 # Copyright: lorawan.conduit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The action plugin behind each controller-side stage module.
+"""The action plugin behind each controller-side stage module: the one way such a module runs.
 
-When the task's target is the controller itself (a local connection, the way provisioning runs every device
-stage), the module's body (:class:`StageModule`) runs right here in the worker process: no Python to start, no
-``AnsibleModule`` to import, no payload to build. Anywhere else (another host, ``become``, ``async``) the module is
-shipped and run the ordinary way. Both paths validate with the same argument spec and return the same result.
+Their work is on the controller (the units are reached from it, the ledger and the organisation's inventory are
+its files), so the module's body (:class:`StageModule`) runs right here in Ansible's worker process, validated
+against the module's argument spec as ``AnsibleModule`` would validate it: no Python to start, no payload to build,
+and it dies with ``ansible-playbook``. A task that would have it run anywhere else (another host, ``become``,
+``async``) is refused in words, never silently shipped.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import ctypes
+import ctypes.util
 import json
+import os
+import signal
+import threading
+import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress
+from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import LockHeld, UnitLocks
+
+display = Display()
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_the_run():
+    """This worker is killed when ansible-playbook ends, however it ends (even SIGKILL): no device work goes on
+    without the run that asked for it. Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the run ended before the line above: nobody is waiting for this work
+        os._exit(1)  # pylint: disable=protected-access
 
 
 class _ModuleDone(Exception):
@@ -76,37 +103,115 @@ class ControllerAction(ActionBase):
     stage_module = None
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _supports_async = True
+    _supports_async = False
 
-    def runs_here(self):
-        """Whether the module would run on this machine as this user, so its body can run in this process."""
-        return (getattr(self._connection, "transport", None) == "local" and not self._play_context.become
-                and not self._task.async_val)
+    def elsewhere(self):
+        """Why the task would not run on this machine as this user (None when it does)."""
+        if getattr(self._connection, "transport", None) != "local":
+            return "its target is reached over %s" % getattr(self._connection, "transport", "a connection")
+        if self._play_context.become:
+            return "the task has become"
+        return None
 
     def run(self, tmp=None, task_vars=None):
+        if self._task.async_val:
+            return {"failed": True, "msg": "%s runs in Ansible's own process on the controller and waits for the "
+                                           "units itself: remove async from the task" % self._task.action}
         result = super(ControllerAction, self).run(tmp, task_vars)
         del tmp  # no longer used by Ansible
-        if not self.runs_here():
-            wrap_async = self._task.async_val and not self._connection.has_native_async
-            result.update(self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
-            if not wrap_async:
-                self._remove_tmp_path(self._connection._shell.tmpdir)  # pylint: disable=protected-access
+        why = self.elsewhere()
+        if why:
+            result.update(failed=True, msg="%s runs in Ansible's own process on the controller, but %s: give the task "
+                                           "delegate_to: localhost (or a local connection) and no become; it reaches "
+                                           "the units itself" % (self._task.action, why))
             return result
-        # What a shipped module gets: plain JSON values (templating may have left tagged or vaulted objects)
+        # plain JSON values, as the documented option types expect (templating may leave tagged or vaulted objects)
         args = json.loads(json.dumps(self._task.args, default=str))
-        try:
-            module = ControllerModule(args, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
-                                      name=self._task.action, **self.stage_module.module_arguments())
-        except _ModuleDone as refused:
-            result.update(refused.result)
+        die_with_the_run()
+        if self.stage_module.batch and "gateways" in args:
+            result.update(self._batch(args))
             return result
+        module = self._module(args)
+        result.update(module if isinstance(module, dict) else self._one(module, None))
+        return result
+
+    def _module(self, args):
+        """The module for ``args``, or the refusal's result."""
         try:
-            self.stage_module.run(module)
+            return ControllerModule(args, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
+                                    name=self._task.action, **self.stage_module.module_arguments())
+        except _ModuleDone as refused:
+            return refused.result
+
+    def _one(self, module, progress):
+        try:
+            self.stage_module.run(module, progress=progress)
             module.fail_json(msg="%s ended without a result" % self._task.action)
         except _ModuleDone as finished:
-            result.update(finished.result)
+            return finished.result
         except Exception as exc:  # pylint: disable=broad-except
-            # A shipped module would end as MODULE FAILURE; keep the words and the trace, with secrets masked
-            result.update(module.finish({"failed": True, "exception": traceback.format_exc(),
-                                         "msg": "%s failed unexpectedly: %s" % (self._task.action, exc)}))
-        return result
+            return module.finish({"failed": True, "exception": traceback.format_exc(),
+                                  "msg": "%s failed unexpectedly: %s" % (self._task.action, exc)})
+        return None  # not reached: fail_json raises
+
+    def _batch(self, args):
+        """Every gateway of ``gateways`` (each entry: that gateway's options over the task's) at once, in threads
+        of this process, each locked for this run; a result per gateway, and progress lines while they work."""
+        entries = args.pop("gateways") or []
+        lock_dir = args.pop("lock_dir", None)
+        interval = int(args.pop("progress_interval", None) or 30)
+        results, modules = {}, {}
+        locks = UnitLocks(lock_dir) if lock_dir and not self._task.check_mode else None
+        for entry in entries:
+            # an empty or null value in an entry counts as not set (a role's "or omit" cannot reach into a list)
+            entry = dict((key, value) for key, value in (entry or {}).items() if value not in ("", None))
+            name = entry.get("name")
+            if not name or name in results or name in modules:
+                return {"failed": True, "msg": "gateways: every entry needs a name of its own (%r)" % (name,)}
+            module = self._module(dict(args, **entry))
+            if isinstance(module, dict):
+                results[name] = module
+                continue
+            try:
+                if locks is not None:
+                    locks.take(name)
+            except (LockHeld, OSError, ValueError) as exc:
+                results[name] = module.finish({"failed": True, "msg": "%s: %s" % (name, exc), "stage": "lock"})
+                continue
+            modules[name] = module
+        progress = dict((name, Progress()) for name in modules)
+        done = threading.Event()
+        watcher = threading.Thread(target=self._show_progress, args=(progress, results, done, interval))
+        watcher.daemon = True
+        watcher.start()
+        try:
+            if modules:
+                with ThreadPoolExecutor(max_workers=len(modules)) as pool:
+                    futures = dict((pool.submit(self._one, module, progress[name]), name)
+                                   for name, module in modules.items())
+                    for future in as_completed(futures):
+                        results[futures[future]] = future.result()
+        finally:
+            done.set()
+        failed = sorted(name for name, result in results.items() if result.get("failed"))
+        return {"changed": any(result.get("changed") for result in results.values()), "gateways": results,
+                "failed_gateways": failed}
+
+    def _show_progress(self, progress, results, done, interval):
+        """Every ``interval`` s while the batch works: how many of its gateways are in which phase, since when."""
+        stage = self._task.action.rsplit(".", 1)[-1]
+        while not done.wait(interval):
+            phases = {}
+            for name, where in sorted(progress.items()):
+                if name not in results:
+                    phases.setdefault(where.phase, []).append((name, where))
+            now = time.time()
+            parts = []
+            for phase, gateways in sorted(phases.items()):
+                longest = max(now - where.since for _name, where in gateways)
+                details = ", ".join(("%s %s" % (name, where.detail)).strip() for name, where in gateways[:4])
+                more = " and %d more" % (len(gateways) - 4) if len(gateways) > 4 else ""
+                parts.append("%d %s (longest %d s: %s%s)" % (len(gateways), phase, longest, details, more))
+            finished = len([name for name in progress if name in results])
+            display.display("%s: %d of %d gateways done; %s"
+                            % (stage, finished, len(progress), "; ".join(parts) or "finishing"))

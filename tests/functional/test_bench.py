@@ -104,7 +104,8 @@ def test_every_unit_found_by_its_mac_and_provisioned_through_its_own_port(tmp_pa
                 {"name": "Commission", "ansible.builtin.include_role": {"name": "lorawan.conduit.aep_commission"}},
                 {"name": "Flash", "ansible.builtin.include_role": {"name": "lorawan.conduit.mlinux_upgrade"}},
                 {"name": "Each port reached its own unit", "ansible.builtin.assert": {"that": [
-                    "aep_commission_result.identity.mac == conduit_mac",
+                    "aep_commission_result.identity.mac == conduit_mac", "aep_commission_result is changed",
+                    "mlinux_upgrade_result is changed",
                     "mlinux_upgrade_result.new_version == '5.3.31'",
                     "mlinux_upgrade_result.flashed"]}},
             ]}])
@@ -112,7 +113,8 @@ def test_every_unit_found_by_its_mac_and_provisioned_through_its_own_port(tmp_pa
         assert provisioned.returncode == 0, provisioned.stdout[-4000:]
         recap = {line.split()[0]: line for line in provisioned.stdout.splitlines() if line.startswith("ttn-bench-")}
         assert sorted(recap) == sorted(expected)
-        assert all("failed=0" in line and "changed=0" not in line for line in recap.values()), recap
+        # each unit's own results say it changed (the assert above); the batch task counts for the first host only
+        assert all("failed=0" in line for line in recap.values()), recap
     assert not any(line.startswith(f"lcb-{bench.tag}") for line in subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.splitlines())
 

@@ -1,5 +1,5 @@
 """ControllerModule: the module body's view of its options and results when it runs inside the worker. The real
-path (ansible-playbook, in the worker and shipped with become) is tests/integration/targets/controller_action."""
+path (ansible-playbook in the worker; become, another host and async refused) is the controller_action target."""
 
 from __future__ import annotations
 
