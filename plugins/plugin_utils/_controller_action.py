@@ -40,12 +40,13 @@ PR_SET_PDEATHSIG = 1
 def die_with_the_run():
     """This worker is killed when ansible-playbook ends, however it ends (even SIGKILL): no device work goes on
     without the run that asked for it. Linux only; elsewhere a no-op."""
+    parent = os.getppid()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the run ended before the line above: nobody is waiting for this work
+    if os.getppid() != parent:  # the run ended before the line above: nobody is waiting for this work
         os._exit(1)  # pylint: disable=protected-access
 
 
