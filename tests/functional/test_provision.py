@@ -16,7 +16,6 @@ from simulator.harness import latest_report, provision, start_provision, wait_un
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 
 
-
 def _failures(done: subprocess.CompletedProcess) -> str:
     return "\n".join(line for line in (done.stdout + done.stderr).splitlines()
                      if line.startswith(("fatal", "[ERROR]", "failed:")))[-3000:]
@@ -139,7 +138,7 @@ def test_a_bad_batch_stops_and_says_why(sim_factory, tmp_path):
     provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
                                       addresses=[device["address"] for device in sim.devices])
     done = provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=5",
-                      "-e", "provision_max_fail_percentage=50")
+                     "-e", "provision_max_fail_percentage=50")
     assert done.returncode == 2, _failures(done)
     failed = sorted(name for name, line in _recap(done.stdout).items() if "failed=0" not in line)
     assert failed == sorted(_name(sim.device(unit)) for unit in ("aep-01", "aep-02"))
