@@ -28,8 +28,6 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import K
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
 STAGE = "accept"
-# parallel connections of the one ansible run (each is one ssh through the jumphost, seconds at most)
-FORKS = 50
 
 
 def _ansible():
@@ -103,7 +101,8 @@ class Acceptance:
     def _ping(self, command, inventory, work):
         """``{host: its result}`` as ansible's tree callback writes them; hosts it did not know are absent."""
         tree = os.path.join(work, "tree")
-        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORKS=str(min(FORKS, len(self.gateways))),
+        # forks as the operator's Ansible has them, as for make ping: more would hold a Python per gateway at once
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True",
                    ANSIBLE_TIMEOUT=str(self.params["timeout"]), ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_PIPELINING="True",  # one connection per gateway, as ttn-multitech-cm's ansible.cfg has it
                    ANSIBLE_SSH_ARGS="-o ControlMaster=no -o BatchMode=yes -o StrictHostKeyChecking=yes "

@@ -1,7 +1,8 @@
 """How a provisioning run works its units, through the README's command with Ansible's defaults (5 forks, no
 configuration) against the simulator and the real sshd jumphost: a batch larger than the forks is worked on at
 once, with progress lines while it waits; a unit another run is working on is refused with that run's name; a
-killed run leaves no process behind within 5 s, and its locks do not hold the next run back."""
+run killed by SIGKILL, SIGTERM or SIGINT leaves no process behind within 5 s, and its locks do not hold the next
+run back."""
 
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ def test_a_batch_larger_than_the_default_forks_is_worked_on_at_once(sim_factory,
                for _count, line in progress), progress
 
 
-def test_a_unit_another_run_works_on_is_refused_and_a_killed_runs_locks_are_stale(sim_factory, tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda how: how.name)
+def test_a_unit_another_run_works_on_is_refused_and_a_killed_runs_locks_are_stale(sim_factory, tmp_path, how):
     sim = sim_factory("--aep", "2", "--jumphost", "--reboot-time", "1", "--flash-time", "2",
                       "--device", "aep-02:never_return=1")
-    prefix = "ttn-lk-"
+    prefix = f"ttn-lk{how.value}-"
     provisioning = write_provisioning(sim, str(tmp_path), prefix=prefix,
                                       addresses=[device["address"] for device in sim.devices])
     quick, stuck = (_name(device, prefix) for device in sim.devices)
@@ -74,7 +76,7 @@ def test_a_unit_another_run_works_on_is_refused_and_a_killed_runs_locks_are_stal
         assert (f"{quick} is being worked on by the ansible-playbook run of root on" in refused["reason"]
                 and f"(PID {first.pid}, started " in refused["reason"]), refused
     finally:
-        os.kill(first.pid, signal.SIGKILL)  # ansible-playbook itself: its workers are in sessions of their own
+        os.kill(first.pid, how)  # ansible-playbook itself: its workers are in sessions of their own
         first.wait()
     # nothing of the killed run goes on: no process of it is left within 5 s
     wait_until(lambda: not processes_of(provisioning + "/"), 5, "every process of the killed run gone")
