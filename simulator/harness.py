@@ -367,6 +367,10 @@ def _provision_command(provisioning: str, args: tuple[str, ...]) -> list[str]:
             "-i", provisioning + "/", *(args or ("-l", "new_gateways"))]
 
 
+def _runs_log(provisioning: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(provisioning)), "runs.log")
+
+
 def _provision_env(env: dict[str, str] | None) -> dict[str, str]:
     return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True",
                 **(env or {}))
@@ -376,17 +380,17 @@ def provision(provisioning: str, *args: str, env: dict[str, str] | None = None,
               timeout: float = 900) -> subprocess.CompletedProcess:
     """The README's command, ``ansible-playbook lorawan.conduit.provision -i <provisioning>/`` and ``args`` (``-l
     new_gateways`` when none), with this checkout's collection and strict host key checking; the output is also
-    appended to ``<provisioning>/runs.log``."""
+    appended to ``runs.log`` beside the provisioning folder (inside it, Ansible would read it as inventory)."""
     done = subprocess.run(_provision_command(provisioning, args), capture_output=True, text=True, timeout=timeout,
                           check=False, env=_provision_env(env))
-    with open(os.path.join(provisioning, "runs.log"), "a") as log:
+    with open(_runs_log(provisioning), "a") as log:
         log.write(done.stdout + done.stderr)
     return done
 
 
 def start_provision(provisioning: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """:func:`provision` started and not waited for; its output goes to ``<provisioning>/runs.log``."""
-    log = open(os.path.join(provisioning, "runs.log"), "ab")  # pylint: disable=consider-using-with
+    """:func:`provision` started and not waited for; its output goes to the same ``runs.log``."""
+    log = open(_runs_log(provisioning), "ab")  # pylint: disable=consider-using-with
     try:
         return subprocess.Popen(_provision_command(provisioning, args), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=_provision_env(env))

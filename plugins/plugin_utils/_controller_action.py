@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -190,8 +190,13 @@ class ControllerAction(ActionBase):
                 with ThreadPoolExecutor(max_workers=len(modules)) as pool:
                     futures = dict((pool.submit(self._one, module, progress[name]), name)
                                    for name, module in modules.items())
-                    for future in as_completed(futures):
-                        results[futures[future]] = future.result()
+                    pending = set(futures)
+                    while pending:
+                        # wake every second: a signal Ansible sends this worker (SIGINT, SIGTERM) is handled only
+                        # when this thread runs, and a unit may keep the batch waiting for minutes
+                        finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            results[futures[future]] = future.result()
         finally:
             done.set()
         failed = sorted(name for name, result in results.items() if result.get("failed"))

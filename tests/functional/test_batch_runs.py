@@ -77,7 +77,7 @@ def test_a_unit_another_run_works_on_is_refused_and_a_killed_runs_locks_are_stal
                 and f"(PID {first.pid}, started " in refused["reason"]), refused
     finally:
         os.kill(first.pid, how)  # ansible-playbook itself: its workers are in sessions of their own
-        first.wait()
+        first.wait(timeout=60)
     # nothing of the killed run goes on: no process of it is left within 5 s
     wait_until(lambda: not processes_of(provisioning + "/"), 5, "every process of the killed run gone")
     sim.clear_fault("aep-02")
