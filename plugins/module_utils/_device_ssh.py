@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import logging
 import os
 import shlex
 import socket
@@ -37,6 +38,9 @@ else:
     HAS_PARAMIKO = True
     PARAMIKO_IMPORT_ERROR = None
 PARAMIKO_REQUIREMENT = ("paramiko", HAS_PARAMIKO, PARAMIKO_IMPORT_ERROR)
+# paramiko logs what its transport threads meet (a unit that resets the connection while it reboots) and, with no
+# handler, Python prints that on stderr; every such case reaches the stage as an exception and is said there
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 WINDOW_SIZE = 16 * 1024 * 1024
 MAX_PACKET = 32768
