@@ -407,12 +407,9 @@ def processes_of(needle: str) -> list[int]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
                 words = handle.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as handle:
-                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue  # a zombie does nothing
         except OSError:
             continue
-        if any(needle.encode() in word for word in words):
+        if any(needle.encode() in word for word in words) and not _zombie(int(entry)):  # a zombie does nothing
             found.append(int(entry))
     return found
 

@@ -622,7 +622,8 @@ class InventoryWriter:
         owned, seeded = self._keys(hostname)
         self._tunnel_agreement(org, owned)
         self._root_keys(org)
-        for path, _before, _after in self._jump_leg():
+        jump_leg = self._jump_leg()
+        for path, _before, _after in jump_leg:
             writable_or_refuse(path)
         if "ssh_tunnel_gateway_user_on_jumphost" not in owned and \
                 "ssh_tunnel_gateway_user_on_jumphost" not in org and \
@@ -657,7 +658,7 @@ class InventoryWriter:
                 write_atomic(vars_path, text, self.backup)
                 written.append((vars_path, previous, text))
             written += self._hosts(hosts_path, group)
-            written += self._pin_jump_leg()
+            written += self._pin_jump_leg(jump_leg)
         except BaseException:
             # all or nothing: what this run wrote goes back, where no other gateway has written since
             for path, before, after in reversed(written):
@@ -827,15 +828,16 @@ class InventoryWriter:
         except JumpLegError as exc:
             self.fail("make ping's jump leg: %s; nothing was written" % exc)
 
-    def _pin_jump_leg(self):
-        """The jump leg's files written, under one lock (every gateway of the batch pins the same jumphost):
-        ``[(path, text before, text after)]`` of what was written."""
+    def _pin_jump_leg(self, planned):
+        """The jump leg's files (``planned`` by :meth:`_jump_leg`) written, under one lock (every gateway of the
+        batch pins the same jumphost): ``[(path, text before, text after)]`` of what was written."""
         written = []
-        planned = self._jump_leg()
         if not planned:
             return written
         with _Lock(planned[0][0]):
-            for path, before, after in self._jump_leg():  # again under the lock: another gateway may have pinned
+            if not self.check_mode:
+                planned = self._jump_leg()  # again under the lock: another gateway may have pinned it meanwhile
+            for path, before, after in planned:
                 self.actions.append("%s %s: pin the jumphost's host keys for make ping's jump leg"
                                     % ("write" if before is not None else "create", path))
                 self.diffs.append({"before_header": path, "after_header": path, "before": before or "",

@@ -524,3 +524,13 @@ def test_a_write_that_fails_puts_back_what_the_run_wrote_before_it(tmp_path, mon
         _ttn_inventory.InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=keys,
                                                       jump_host="jumphost")).run()
     assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_without_the_orgs_ssh_config_the_jump_leg_is_not_pinned_and_that_is_said_once(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import InventoryWriter
+    inventory = _org_with_keys(tmp_path)
+    result = InventoryWriter(_tunnel_params(inventory, jumphost_host_keys=_jump_keys(tmp_path),
+                                            jump_host="jumphost")).run()
+    said = [warning for warning in result["warnings"] if "is not pinned for make ping's jump leg" in warning]
+    assert len(said) == 1 and str(inventory.parent / "ssh_config") in said[0]
+    assert not (inventory.parent / "known_hosts").exists()
