@@ -45,6 +45,10 @@ class SimulatorError(RuntimeError):
     pass
 
 
+class CannotBeReached(SimulatorError):
+    """Raised by a :func:`wait_until` condition that knows it will never hold (the process it waits on ended)."""
+
+
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -54,6 +58,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
             value = condition()
             if value:
                 return value
+        except CannotBeReached:
+            raise
         except Exception as exc:  # pylint: disable=broad-except
             last_error = exc
         if time.monotonic() > deadline:
@@ -115,8 +121,15 @@ class Simulator:
     def power_cycle(self, name: str) -> None:
         self._call("POST", f"/devices/{name}/power-cycle", {})
 
-    def wait_state(self, name: str, state: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_state(self, name: str, state: str, timeout: float = 30,
+                   run: subprocess.Popen | None = None) -> dict[str, Any]:
+        """Wait for ``name`` to be in ``state``; with ``run`` (from :func:`start_provision`), fail at once when that
+        run ends first, with the end of its output."""
         def reached() -> dict[str, Any] | None:
+            if run is not None and run.poll() is not None:
+                with open(run.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
+                    raise CannotBeReached(f"the run ended (status {run.returncode}) before {name} was in state "
+                                          f"{state}; it printed: {handle.read()[-3000:]}")
             live = self.live(name)
             return live if live["state"] == state else None
         return wait_until(reached, timeout, f"{name} in state {state}")
@@ -193,7 +206,7 @@ def start_simulator(args: list[str], workdir: str | None = None, timeout: float 
 
         def ready() -> bool:
             if process.poll() is not None:
-                raise SimulatorError(f"simulator exited with {process.returncode}; log: {log_path}")
+                raise CannotBeReached(f"simulator exited with {process.returncode}; log: {log_path}")
             with open(ready_path, "rb") as handle:
                 return b"ready" in handle.read()
         wait_until(ready, timeout, "simulator ready")
@@ -392,8 +405,10 @@ def start_provision(provisioning: str, *args: str, env: dict[str, str] | None = 
     """:func:`provision` started and not waited for; its output goes to the same ``runs.log``."""
     log = open(_runs_log(provisioning), "ab")  # pylint: disable=consider-using-with
     try:
-        return subprocess.Popen(_provision_command(provisioning, args), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=_provision_env(env))
+        run = subprocess.Popen(_provision_command(provisioning, args), stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, env=_provision_env(env))
+        run.log_path = log.name  # type: ignore[attr-defined]
+        return run
     finally:
         log.close()
 

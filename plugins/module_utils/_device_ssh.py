@@ -21,6 +21,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import logging
 import os
+import select
 import shlex
 import socket
 import time
@@ -226,23 +227,28 @@ class DeviceSession:
             channel.shutdown_write()
             stdout, stderr = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
-            while not (channel.exit_status_ready() and not channel.recv_ready()
-                       and not channel.recv_stderr_ready()):
+            # sshd may send the exit status before the last of the output: the output is complete at its EOF
+            while not channel.eof_received:
                 if channel.recv_ready():
                     stdout.extend(channel.recv(65536))
                 elif channel.recv_stderr_ready():
                     stderr.extend(channel.recv_stderr(65536))
                 elif channel.closed or not self.transport.is_active():
                     break
+                elif time.monotonic() > deadline:
+                    channel.close()
+                    raise SessionLost("%s: %r did not finish within %d s" % (self.label, command, timeout))
                 else:
-                    if time.monotonic() > deadline:
-                        channel.close()
-                        raise SessionLost("%s: %r did not finish within %d s" % (self.label, command, timeout))
-                    channel.status_event.wait(0.05)
+                    select.select([channel], [], [], 0.5)
             while channel.recv_ready():
                 stdout.extend(channel.recv(65536))
             while channel.recv_stderr_ready():
                 stderr.extend(channel.recv_stderr(65536))
+            while not (channel.exit_status_ready() or channel.closed or not self.transport.is_active()):
+                if time.monotonic() > deadline:
+                    channel.close()
+                    raise SessionLost("%s: %r did not finish within %d s" % (self.label, command, timeout))
+                channel.status_event.wait(0.5)
             status = channel.recv_exit_status() if channel.exit_status_ready() else None
             channel.close()
         except (socket.timeout, EOFError, OSError, paramiko.SSHException) as exc:

@@ -153,11 +153,15 @@ class Upgrader:
 
     def _check_space(self, session, image):
         directory = posixpath.dirname(self.params["remote_path"]) or "/"
-        available = parse_df_available(session.run("df -k %s" % shlex.quote(directory)).stdout)
+        df = session.run("df -k %s" % shlex.quote(directory))
+        available = parse_df_available(df.stdout)
+        if available is None:
+            self.fail("check space", "could not read the free space of %s on the unit: df -k gave %s, output %r%s; "
+                      "nothing was sent to the unit" % (
+                          directory, "no exit status" if df.status is None else "status %d" % df.status,
+                          df.stdout[-200:], ", error %r" % df.stderr[-200:] if df.stderr.strip() else ""))
         needed = image["size"] + MARGIN_BYTES
         existing = session.remote_size(self.params["remote_path"]) or 0
-        if available is None:
-            self.fail("check space", "could not read the free space of %s on the unit" % directory)
         if available + existing < needed:
             free = (available + existing) / 1e6
             self.fail("check space", "%s needs %.1f MB in %s, the unit has %.1f MB free; reboot the unit to clear "

@@ -71,7 +71,7 @@ def test_a_unit_another_run_works_on_is_refused_and_a_killed_runs_locks_are_stal
     # the first run flashes both; aep-02 never comes back, so the run waits for it
     first = start_provision(provisioning, "-l", "new_gateways", "-e", "mlinux_upgrade_flash_timeout=600")
     try:
-        sim.wait_state("aep-01", "mlinux", timeout=120)
+        sim.wait_state("aep-01", "mlinux", timeout=120, run=first)
         second = provision(provisioning, "-l", "new_gateways")
         assert second.returncode == 2, second.stdout[-3000:]
         refused = latest_report(provisioning)["gateways"][quick]["stages"]["identify"]

@@ -57,6 +57,17 @@ def test_refused_credentials_say_what_was_tried(units, tmp_path):
         DeviceSession(device["address"], 1, "mtadm", password="x", timeout=2).connect()
 
 
+def test_output_that_comes_after_the_exit_status_is_kept(units):
+    device = units.device("mlinux-01")
+    # the shell exits at once; its child writes only once sshd has reaped the shell, so sshd sends the exit
+    # status before that output: a reader that stopped at the exit status lost it (df under load, in CI)
+    late = "sh -c '( while kill -0 $$ 2>/dev/null; do :; done; echo late; echo late-err >&2 ) & exit 3'"
+    with session(device) as ssh:
+        for attempt in range(5):
+            result = ssh.run(late)
+            assert (result.status, result.stdout, result.stderr) == (3, "late\n", "late-err\n"), attempt
+
+
 def test_sudo_password_on_stdin(units):
     device = units.device("mlinux-01")
     with session(device) as ssh:
