@@ -40,17 +40,55 @@ def _write(path, text):
 
 
 class Report:
-    """Build the table and the files from each gateway's stage outcomes."""
+    """Build the table and the files from each gateway's stage results."""
 
     def __init__(self, params, check_mode=False, clock=None):
         self.params = params
         self.check_mode = check_mode
         self.now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
 
+    def _outcome(self, result):
+        """A stage's outcome from its result: none when the stage did not run for the gateway."""
+        if not isinstance(result, dict) or not result or result.get("skipped"):
+            return None
+        changed = bool(result.get("changed"))
+        if result.get("failed"):
+            outcome = {"status": "failed", "changed": changed, "reason": str(result.get("msg") or "failed")}
+        else:
+            outcome = {"status": "planned" if self.check_mode and changed else "done", "changed": changed}
+        if isinstance(result.get("seconds"), (int, float)):
+            outcome["seconds"] = result["seconds"]
+        return outcome
+
+    def _stopped(self, gateways):
+        """Where the batch stopped: after the first stage that left more than the allowed share failed, when a
+        gateway that did not fail went no further."""
+        allowed = self.params.get("max_fail_percentage")
+        if allowed is None or not gateways:
+            return None
+        failed = 0
+        for position, stage in enumerate(STAGES[:-1]):
+            failed += len([entry for entry in gateways.values()
+                           if (entry["stages"].get(stage) or {}).get("status") == "failed"])
+            if failed * 100 <= allowed * len(gateways):
+                continue
+            held = [name for name, entry in gateways.items()
+                    if not any((outcome or {}).get("status") == "failed" for outcome in entry["stages"].values())
+                    and not any(later in entry["stages"] for later in STAGES[position + 1:])]
+            if held:
+                return "batch stopped after the %s stage: %d of %d gateways failed (more than %d%%)" % (
+                    stage, failed, len(gateways), allowed)
+            return None
+        return None
+
     def run(self):
         states = self.params.get("states") or {}
-        gateways = dict((name, {"state": states.get(name), "stages": stages or {}})
-                        for name, stages in self.params["outcomes"].items())
+        gateways = {}
+        for name, results in self.params["results"].items():
+            stages = dict((stage, self._outcome((results or {}).get(stage))) for stage in STAGES)
+            gateways[name] = {"state": states.get(name),
+                              "stages": dict((stage, outcome) for stage, outcome in stages.items() if outcome)}
+        stopped = self._stopped(gateways)
         rows, ready, failed = [], [], []
         for name in sorted(gateways):
             entry = gateways[name] or {}
@@ -75,8 +113,8 @@ class Report:
             make_lines = ["make TTN_ORG=%s TARGET=%s ping" % (org, target),
                           "make TTN_ORG=%s TARGET=%s apply" % (org, target)]
         summary = "%d gateway(s): %d ready for make apply, %d failed" % (len(rows), len(ready), len(set(failed)))
-        if self.params.get("stopped"):
-            summary += "; %s" % self.params["stopped"]
+        if stopped:
+            summary += "; %s" % stopped
         markdown = self._markdown(header, rows, summary, make_lines)
         # not "failed": Ansible would take the task for failed
         result = {"changed": False, "summary": summary, "table": self._text(header, rows), "ready": ready,
@@ -86,7 +124,7 @@ class Report:
             ensure_directory(directory)
             stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
             document = {"date": self.now.isoformat(), "summary": summary, "gateways": gateways, "ready": ready,
-                        "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": self.params.get("stopped")}
+                        "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": stopped}
             _write(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
             _write(stem + ".md", markdown)
             result.update(changed=True, markdown=stem + ".md", json=stem + ".json")
@@ -112,10 +150,10 @@ class Report:
 PROVISION_REPORT = StageModule(
     Report,
     dict(
-        outcomes=dict(type="dict", required=True),
+        results=dict(type="dict", required=True),
         states=dict(type="dict", default={}),
         report_dir=dict(type="path"),
         org_dir=dict(type="path"),
-        stopped=dict(type="str"),
+        max_fail_percentage=dict(type="int"),
     ),
 )

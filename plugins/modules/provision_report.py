@@ -12,7 +12,7 @@ module: provision_report
 short_description: Write the report of a provisioning run
 version_added: 0.1.0
 description:
-  - Turns each gateway's stage outcomes into a table (returned for the screen) and writes
+  - Turns each gateway's stage results into a table (returned for the screen) and writes
     C(<report_dir>/<UTC timestamp>.md) and C(.json) with, per gateway, each stage's outcome and time and the failure
     reason in words, plus the C(make ... ping) and C(make ... apply) lines for the gateways that completed.
   - Runs on the controller, once per run.
@@ -30,10 +30,13 @@ attributes:
     support: none
     details: Every run writes a report of its own.
 options:
-  outcomes:
+  results:
     description:
-      - Per gateway name, a mapping of stage name to C(status) (V(done), V(failed)), C(changed), C(seconds) and
-        C(reason).
+      - Per gateway name, a mapping of stage name (V(commission), V(upgrade), V(identify), V(register), V(tunnel),
+        V(inventory), V(accept)) to that stage's result for the gateway, as its role or module returned it.
+      - A result that is missing, empty or C(skipped) means the stage did not run for the gateway; C(failed) with
+        C(msg) is a failure and its reason; C(changed) and C(seconds) are shown as they are. In check mode a changed
+        result is shown as V(would change).
     type: dict
     required: true
   states:
@@ -46,15 +49,18 @@ options:
   org_dir:
     description: The organisation's folder (C(TTN_ORG)), for the make lines.
     type: path
-  stopped:
-    description: Why the batch was stopped early, if it was.
-    type: str
+  max_fail_percentage:
+    description:
+      - The share of the batch (in percent) that may fail before the batch stops; with it the report says after
+        which stage the batch stopped, when gateways that did not fail went no further.
+    type: int
 """
 
 EXAMPLES = r"""
 - name: Write the report
   lorawan.conduit.provision_report:
-    outcomes: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'provision_outcomes'))) }}"
+    results:
+      gw-01: {commission: {changed: true, seconds: 41.2}, upgrade: {failed: true, msg: "gw-01: no mLinux after 900 s"}}
     report_dir: "{{ inventory_dir }}/reports"
     org_dir: /srv/org-ttn-nyc
   delegate_to: localhost

@@ -145,15 +145,19 @@ class ControllerAction(ActionBase):
             return refused.result
 
     def _one(self, module, progress):
+        """The module's result, with the seconds it took (the run's report shows them)."""
+        started = time.monotonic()
         try:
             self.stage_module.run(module, progress=progress)
             module.fail_json(msg="%s ended without a result" % self._task.action)
+            result = {}  # not reached: fail_json raises _ModuleDone
         except _ModuleDone as finished:
-            return finished.result
+            result = finished.result
         except Exception as exc:  # pylint: disable=broad-except
-            return module.finish({"failed": True, "exception": traceback.format_exc(),
-                                  "msg": "%s failed unexpectedly: %s" % (self._task.action, exc)})
-        return None  # not reached: fail_json raises
+            result = module.finish({"failed": True, "exception": traceback.format_exc(),
+                                    "msg": "%s failed unexpectedly: %s" % (self._task.action, exc)})
+        result["seconds"] = round(time.monotonic() - started, 1)
+        return result
 
     def _batch(self, args):
         """Every gateway of ``gateways`` (each entry: that gateway's options over the task's) at once, in threads

@@ -101,8 +101,8 @@ def test_every_unit_found_by_its_mac_and_provisioned_through_its_own_port(tmp_pa
                      "mlinux_upgrade_image": str(images / "ttni-base-image-{product_type}-upgrade.bin"),
                      "mlinux_upgrade_flash_timeout": 120},
             "tasks": [
-                {"name": "Commission", "ansible.builtin.include_role": {"name": "lorawan.conduit.aep_commission"}},
-                {"name": "Flash", "ansible.builtin.include_role": {"name": "lorawan.conduit.mlinux_upgrade"}},
+                {"name": "Commission", "ansible.builtin.include_role": {"name": "lorawan.conduit.aep_commission", "public": True}},
+                {"name": "Flash", "ansible.builtin.include_role": {"name": "lorawan.conduit.mlinux_upgrade", "public": True}},
                 {"name": "Each port reached its own unit", "ansible.builtin.assert": {"that": [
                     "aep_commission_result.identity.mac == conduit_mac", "aep_commission_result is changed",
                     "mlinux_upgrade_result is changed",

@@ -1,0 +1,49 @@
+"""The run report's reading of stage results (plugins/module_utils/_report.py)."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.lorawan.conduit.plugins.module_utils._report import Report
+
+
+def _report(results, tmp_path=None, check_mode=False, **params):
+    return Report(dict(results=results, states={}, report_dir=str(tmp_path) if tmp_path else None, org_dir="/org",
+                       **params), check_mode=check_mode).run()
+
+
+def test_each_stage_result_becomes_its_outcome(tmp_path):
+    done = _report({
+        "gw-01": {"commission": {"changed": True, "seconds": 41.2}, "upgrade": {"changed": False},
+                  "identify": {"failed": True, "msg": "gw-01: no answer on SSH", "seconds": 3.0},
+                  "register": {"skipped": True, "changed": False}},
+        "gw-02": {stage: {"changed": False} for stage in ("identify", "register", "tunnel", "inventory", "accept")},
+    }, tmp_path)
+    with open(done["json"]) as handle:
+        written = json.load(handle)
+    assert written["gateways"]["gw-01"]["stages"] == {
+        "commission": {"status": "done", "changed": True, "seconds": 41.2},
+        "upgrade": {"status": "done", "changed": False},
+        "identify": {"status": "failed", "changed": False, "reason": "gw-01: no answer on SSH", "seconds": 3.0}}
+    assert done["ready"] == ["gw-02"] and done["failed_gateways"] == ["gw-01"]
+    assert done["make_lines"] == ["make TTN_ORG=/org TARGET=gw-02 ping", "make TTN_ORG=/org TARGET=gw-02 apply"]
+    assert "identify: gw-01: no answer on SSH" in done["table"][1]
+
+
+def test_in_check_mode_a_change_is_planned_and_nothing_is_written(tmp_path):
+    done = _report({"gw-01": {"commission": {"changed": True}}}, tmp_path, check_mode=True)
+    assert done["json"] is None and not list(tmp_path.iterdir())
+    assert "would change" in done["table"][1]
+
+
+def test_the_batch_stopped_after_the_stage_that_failed_too_many():
+    results = {"gw-01": {"commission": {}, "upgrade": {"failed": True, "msg": "x"}},
+               "gw-02": {"upgrade": {"failed": True, "msg": "y"}},
+               "gw-03": {"upgrade": {"changed": True}}}
+    assert _report(results, max_fail_percentage=50)["summary"].endswith(
+        "; batch stopped after the upgrade stage: 2 of 3 gateways failed (more than 50%)")
+    # as many failures, but the third gateway went on: nothing was held back
+    results["gw-03"]["identify"] = {"changed": True}
+    assert "stopped" not in _report(results, max_fail_percentage=50)["summary"]
+    # within the share allowed
+    assert "stopped" not in _report(results, max_fail_percentage=70)["summary"]
