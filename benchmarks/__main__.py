@@ -3,9 +3,10 @@
 Writes ``benchmarks/results/<date>.json`` and ``.md``. Targets: ``serve --aep 64`` ready in under 10 s and
 OpenSSH ``sftp`` into a simulated device at 50 MB/s or more (the simulator must never be the bottleneck of a later
 figure); the ``mlinux_upgrade`` upload at 0.8x ``scp`` or better, a 256 MB upload adding under 50 MB; discovery in
-under 3 s; provisioning 32 units in at most 1.3x the time of one, a re-run at 2 controller CPU seconds per
-gateway or less, peak memory of the whole run at most 1 GB. ``ansible_floor`` measures what ansible-core itself
-costs for as many tasks as a provisioning run had.
+under 3 s; provisioning 32 units in at most 1.5x the time of one at short device times (5 s reboot, 10 s flash)
+and 1.10x at the reference's (150 s, 180 s), a re-run at 0.5 controller CPU seconds per gateway or less, peak
+memory of the whole run at most 512 MiB at 32 units, at most 15 tasks per gateway. ``ansible_floor`` measures what
+ansible-core itself costs for as many tasks as a provisioning run had.
 """
 
 from __future__ import annotations
@@ -281,11 +282,13 @@ def ansible_floor(hosts: int, tasks_per_host: int) -> dict:
 
 
 def _stage_seconds(report: dict) -> dict:
-    """From the run's own report: per stage, the slowest gateway's seconds (where a run's time went)."""
+    """From the run's own report: per stage, the slowest gateway's seconds in the stage's module (where a run's
+    time went); a stage whose results carry no seconds (the jumphost's, the acceptance's) is left out."""
     slowest: dict[str, float] = {}
     for entry in report["gateways"].values():
         for stage, outcome in entry["stages"].items():
-            slowest[stage] = max(slowest.get(stage, 0.0), outcome.get("seconds") or 0.0)
+            if outcome.get("seconds") is not None:
+                slowest[stage] = max(slowest.get(stage, 0.0), outcome["seconds"])
     return slowest
 
 
@@ -307,7 +310,7 @@ SCALING_REBOOT_S, SCALING_FLASH_S = 5.0, 10.0
 REFERENCE_REBOOT_S, REFERENCE_FLASH_S = 150.0, 180.0
 
 
-def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int) -> dict:
+def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int, ratio_target: float) -> dict:
     """provision.yml end to end on N factory units with fixed simulated reboot/flash times, then again on the
     provisioned N (the re-run cost), each fleet on its own subnet."""
     from simulator.harness import write_provisioning
@@ -332,24 +335,25 @@ def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: in
     device_time = reboot_s + flash_s  # the commission reboot and the flash, per unit, in parallel
     largest = runs[str(sizes[-1])]["first"]
     return {"reboot_s": reboot_s, "flash_s": flash_s, "runs": runs,
-            # a ratio of 1.3 leaves this much wall time for everything but the devices' own
-            "budget_s": 1.3 * single - device_time,
+            # the target ratio leaves this much wall time for everything but the devices' own
+            "budget_s": ratio_target * single - device_time,
             "floor": ansible_floor(sizes[-1], round(largest["host_tasks_per_gateway"])),
             "ratio": {size: run["first"]["wall_s"] / single for size, run in runs.items()},
             "overhead_s": {size: run["first"]["wall_s"] - device_time for size, run in runs.items()},
             "rerun_cpu_s_per_gateway": {size: run["rerun"]["cpu_s"] / max(run["rerun"]["gateways"], 1)
                                         for size, run in runs.items()},
-            "targets": {"ratio_32": 1.3, "rerun_cpu_s_per_gateway": 2.0, "peak_rss_mib": 1024}}
+            "targets": {"ratio": ratio_target, "rerun_cpu_s_per_gateway": 0.5, "peak_pss_mib_32": 512,
+                        "peak_pss_mib_128": 1024, "tasks_per_gateway": 15}}
 
 
 def parallel_scaling() -> dict:
     """Short device times (5 s reboot, 10 s flash): what the tool itself costs shows."""
-    return _scaling((1, 8, 32), SCALING_REBOOT_S, SCALING_FLASH_S, 45)
+    return _scaling((1, 8, 32), SCALING_REBOOT_S, SCALING_FLASH_S, 45, ratio_target=1.5)
 
 
 def parallel_scaling_reference() -> dict:
     """The reference's device times (about 12 minutes for the two fleets): what a bench of 32 takes."""
-    return _scaling((1, 32), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47)
+    return _scaling((1, 32), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47, ratio_target=1.10)
 
 
 FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_vs_scp": upload_vs_scp,
@@ -419,18 +423,21 @@ def _table(results: dict, machine: dict) -> str:
         scaling = results[figure]
         for size, run in scaling["runs"].items():
             first, again = run["first"], run["rerun"]
+            targets = scaling.get("targets", {})
+            ratio_target = targets.get("ratio", 1.3)
+            memory_target = {"32": 512, "128": 1024}.get(size, "")
             rows += (f"| provision {size} factory units (reboot {scaling['reboot_s']:.0f} s + flash "
                      f"{scaling['flash_s']:.0f} s simulated): wall s, wall(N)/wall(1), overhead s | "
                      f"{first['wall_s']:.1f} | ratio {scaling['ratio'][size]:.2f}, overhead "
-                     f"{scaling['overhead_s'][size]:.1f} s | wall(32)/wall(1) <= 1.3 |\n"
+                     f"{scaling['overhead_s'][size]:.1f} s | wall(32)/wall(1) <= {ratio_target} |\n"
                      f"| re-run over {size} provisioned (all changed=0: {again['unchanged'] == again['gateways']}): "
                      f"controller CPU s per gateway | {scaling['rerun_cpu_s_per_gateway'][size]:.2f} | wall "
-                     f"{again['wall_s']:.1f} s | <= 2 |\n"
+                     f"{again['wall_s']:.1f} s | <= {targets.get('rerun_cpu_s_per_gateway', 2)} |\n"
                      f"| peak controller memory (PSS of all processes), provisioning {size} (MiB) | {first['peak_rss_mib']:.0f} | re-run "
-                     f"{again['peak_rss_mib']:.0f} | <= 1024 |\n")
+                     f"{again['peak_rss_mib']:.0f} | {('<= %s' % memory_target) if memory_target else ''} |\n")
             if first.get("host_tasks_per_gateway"):
                 rows += (f"| provision {size}: tasks Ansible ran per gateway (recap: ok + skipped + rescued + "
-                         f"ignored) | {first['host_tasks_per_gateway']:.0f} | | |\n")
+                         f"ignored) | {first['host_tasks_per_gateway']:.0f} | | <= {targets.get('tasks_per_gateway', '')} |\n")
             if first.get("stage_s"):
                 rows += (f"| provision {size}: slowest gateway per stage (s, from the run's report) | | "
                          + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in first["stage_s"].items())
@@ -440,7 +447,7 @@ def _table(results: dict, machine: dict) -> str:
             rows += (f"| ansible-core alone, {floor['hosts']} local hosts x {floor['tasks_per_host']} `set_fact` "
                      f"tasks (reboot {scaling['reboot_s']:.0f} s figure): wall s | {floor['wall_s']:.1f} | CPU "
                      f"{floor['cpu_s']:.1f} s, {floor['cpu_ms_per_host_task']:.0f} ms per host-task; wall left "
-                     f"for all but the devices at ratio 1.3: {scaling['budget_s']:.1f} s | |\n")
+                     f"for all but the devices at ratio {scaling.get('targets', {}).get('ratio', 1.3)}: {scaling['budget_s']:.1f} s | |\n")
     return rows + f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n"
 
 
