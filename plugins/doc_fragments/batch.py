@@ -22,14 +22,12 @@ options:
       - While the batch works, a line every O(progress_interval) seconds says how many gateways are in which phase
         (uploading with MB/s, flashing, restarting...) and for how long.
       - The worker dies with C(ansible-playbook), however that ends, so no device work goes on after it.
+      - With O(ledger_dir), each gateway is locked for this C(ansible-playbook) run in the ledger's C(.locks)
+        folder (made private, links refused) before it is worked on; a gateway another run is working on is refused
+        with that run's user, host, PID and start time. A lock whose run has ended is taken over. Not taken in
+        check mode.
     type: list
     elements: dict
-  lock_dir:
-    description:
-      - With O(gateways), each gateway is locked for this C(ansible-playbook) run in this folder (made private,
-        links refused) before it is worked on; a gateway another run is working on is refused with that run's
-        user, host, PID and start time. A lock whose run has ended is taken over. Not taken in check mode.
-    type: path
   progress_interval:
     description: With O(gateways), seconds between progress lines.
     type: int

@@ -25,6 +25,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import (
     MPowerUnreachable,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import ledger_argument_spec
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import (
     Deadline,
     peer_certificate_sha256,
@@ -263,7 +264,9 @@ AEP_COMMISSION = StageModule(
         wait=dict(type="bool", default=True),
         boot_timeout=dict(type="int", default=300),
         reboot_timeout=dict(type="int", default=600),
+        **ledger_argument_spec()
     ),
     requirements=[("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)],
     batch=True,
+    ledger_stage="commission",
 )

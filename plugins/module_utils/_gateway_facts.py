@@ -28,7 +28,12 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_values imp
     checked_identity,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, now, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import (
+    Ledger,
+    ledger_argument_spec,
+    now,
+    record_stage,
+)
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     KeyFormatError,
     key_fingerprint,
@@ -124,8 +129,8 @@ class Identifier:
             checked_identity(identity)
             checked("mlinux_version", version)
         except DeviceValueError as exc:
-            self.fail("the unit at %s:%d answered %s, which no Conduit says; nothing was recorded. Look at the unit "
-                      "before going on (its mts-io-sysfs or /etc/mlinux-version)"
+            self.fail("the unit at %s:%d answered %s, which no Conduit says; none of its values was recorded. Look at "
+                      "the unit before going on (its mts-io-sysfs or /etc/mlinux-version)"
                       % (self.params["address"], self.params["port"], exc))
         if not any(same_key(seen, key) for key in host_keys.values()):
             self.fail("the host key it offered (%s) is not one of its /etc/ssh/ssh_host_*_key.pub files"
@@ -155,7 +160,7 @@ class Identifier:
             history.append({"event": "re-flashed, new host keys accepted", "at": now(),
                             "previous_host_keys": sorted(key_fingerprint(key) for key in previous_keys.values())})
             updated["history"] = history
-        updated = record_stage(updated, STAGE, "done", mlinux_version=version)
+        updated = record_stage(updated, STAGE, mlinux_version=version)
         changed = False
         if self.ledger and updated != record:
             changed = True
@@ -170,13 +175,13 @@ def _gateway_facts_options():
     spec = device_ssh_argument_spec()
     spec.update(
         name=dict(type="str", required=True),
-        ledger_dir=dict(type="path"),
         host_key=dict(type="str", no_log=False),
         reflashed=dict(type="bool", default=False),
         expected_product_type=dict(type="str"),
     )
+    spec.update(ledger_argument_spec())
     return spec
 
 
 GATEWAY_FACTS = StageModule(Identifier, _gateway_facts_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
-                            required_one_of=[("password", "key_file")])
+                            ledger_stage=STAGE, required_one_of=[("password", "key_file")])

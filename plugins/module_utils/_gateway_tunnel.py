@@ -28,7 +28,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import read_sections
-from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, ledger_argument_spec, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     KeyFormatError,
     parse_authorized_keys,
@@ -210,7 +210,7 @@ class TunnelInstaller:
                                              "user": self.params["remote_user"],
                                              "tunnel_port": self.params["remote_port"],
                                              "keepalive_port": self.params["keepalive_port"]})
-            updated = record_stage(updated, STAGE, "done", tunnel_port=self.params["remote_port"])
+            updated = record_stage(updated, STAGE, tunnel_port=self.params["remote_port"])
             if updated != record and not self.check_mode:
                 self.ledger.write(self.gateway, updated)
             result["ledger"] = self.ledger.path(self.gateway)
@@ -314,7 +314,6 @@ def _gateway_tunnel_options():
     spec = device_ssh_argument_spec()
     spec.update(
         name=dict(type="str", required=True),
-        ledger_dir=dict(type="path"),
         host_key=dict(type="str", no_log=False),
         authorized_keys=dict(type="list", elements="str", required=True, no_log=False),
         remote_host=dict(type="str", required=True),
@@ -329,8 +328,9 @@ def _gateway_tunnel_options():
         time_sync=dict(type="bool", default=True),
         ntp_server=dict(type="str", default="pool.ntp.org"),
     )
+    spec.update(ledger_argument_spec())
     return spec
 
 
 GATEWAY_TUNNEL = StageModule(TunnelInstaller, _gateway_tunnel_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
-                             required_one_of=[("password", "key_file")])
+                             ledger_stage=STAGE, required_one_of=[("password", "key_file")])

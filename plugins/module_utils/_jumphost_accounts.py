@@ -707,6 +707,10 @@ class BatchRegistrar(Jumphost):
         return registrations
 
 
+_TUNNEL_CHECKS = ("On the gateway check '/etc/init.d/ssh_tunnel status' and /etc/default/ssh_tunnel (REMOTE_HOST "
+                  "must be reachable from the unit), and that its RSA host key is the one registered")
+
+
 class TunnelLister(Jumphost):
     """``jumphost_tunnels``: every registered gateway and whether its tunnel listens right now."""
 
@@ -727,11 +731,14 @@ class TunnelLister(Jumphost):
             if not timeout or not silent:
                 return result
             if time.time() > deadline:
-                raise StageError(
-                    "%s: no tunnel listening on the jumphost after %d s. On the gateway check "
-                    "'/etc/init.d/ssh_tunnel status' and /etc/default/ssh_tunnel (REMOTE_HOST must be reachable "
-                    "from the unit), and that its RSA host key is the one registered" % (", ".join(silent), timeout),
-                    "tunnel", not_listening=silent, tunnels=result["tunnels"])
+                ports = dict((tunnel["gateway"], tunnel["port"]) for tunnel in result["tunnels"])
+                reasons = dict((gateway, "%s: no tunnel listens on port %d of the jumphost after %d s. %s"
+                                % (gateway, ports[gateway], timeout, _TUNNEL_CHECKS) if gateway in ports
+                                else "%s: not registered on the jumphost, so no tunnel of it can listen there; "
+                                     "register it first" % gateway) for gateway in silent)
+                raise StageError("%s: no tunnel listening on the jumphost after %d s. %s"
+                                 % (", ".join(silent), timeout, _TUNNEL_CHECKS),
+                                 "tunnel", not_listening=silent, reasons=reasons, tunnels=result["tunnels"])
             time.sleep(0.25)
 
     def _listing(self, wanted):

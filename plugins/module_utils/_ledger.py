@@ -4,10 +4,13 @@
 """The provisioning ledger: one YAML record per gateway under ``<provisioning>/ledger/``.
 
 Each record holds what was learnt about the unit (identity, pinned host keys,
-TLS fingerprint), the jumphost allocation and every stage's status with a
-timestamp. One writer per file (a gateway's stages run in its own fork), every
-write is atomic (temp file, fsync, rename), and nothing secret goes in: a key
-that looks like a secret is refused before anything is written.
+TLS fingerprint), the jumphost allocation and, per stage, what the stage
+established (its details: the stage modules write them) and the outcome of its
+latest run (status done or failed, changed, seconds, the failure's reason, the
+run and when: the action plugins file it, whatever the stage did). One writer
+per file at a time (a run holds the gateway's lock), every write is atomic
+(temp file, fsync, rename), and nothing secret goes in: a key that looks like a
+secret is refused before anything is written.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -114,12 +117,56 @@ class Ledger:
         return True
 
 
-def record_stage(record, stage, status, **details):
-    """A copy of ``record`` with ``stage`` set; the timestamp moves only when status or details change."""
+# the outcome of a stage's latest run, filed by record_outcome; the other keys of a stage are its details
+OUTCOME_KEYS = ("status", "changed", "seconds", "reason", "run", "at")
+_REASON_LENGTH = 4000
+
+
+def ledger_argument_spec():
+    """The option of every stage module that files its outcome (documented in the lorawan.conduit.ledger fragment)."""
+    return dict(ledger_dir=dict(type="path"))
+
+
+def record_stage(record, stage, **details):
+    """A copy of ``record`` whose ``stage`` holds ``details`` (what the stage established); its outcome is kept."""
     updated = copy.deepcopy(record)
-    entry = dict(status=status, **details)
     previous = updated["stages"].get(stage) or {}
-    if {key: value for key, value in previous.items() if key != "at"} != entry:
-        entry["at"] = now()
-        updated["stages"][stage] = entry
+    entry = dict((key, value) for key, value in previous.items() if key in OUTCOME_KEYS)
+    entry.update(details)
+    updated["stages"][stage] = entry
     return updated
+
+
+def record_outcome(record, stage, result, run):
+    """A copy of ``record`` with the outcome of ``stage`` in ``run`` (a task result: failed, changed, msg,
+    seconds); the stage's details are kept."""
+    updated = copy.deepcopy(record)
+    previous = updated["stages"].get(stage) or {}
+    failed = bool(result.get("failed"))
+    entry = {"status": "failed" if failed else "done", "changed": bool(result.get("changed"))}
+    if isinstance(result.get("seconds"), (int, float)):
+        entry["seconds"] = result["seconds"]
+    if failed:
+        entry["reason"] = str(result.get("msg") or "failed")[:_REASON_LENGTH]
+    entry.update(run=run, at=now())
+    entry.update((key, value) for key, value in previous.items() if key not in OUTCOME_KEYS)
+    updated["stages"][stage] = entry
+    return updated
+
+
+def file_outcome(directory, gateway, stage, result, run):
+    """File ``result`` as the outcome of ``stage`` in ``run`` in the gateway's record under ``directory``."""
+    ledger = Ledger(directory)
+    ledger.write(gateway, record_outcome(ledger.read(gateway), stage, result, run))
+
+
+def file_outcomes(directory, stage, outcomes, run):
+    """File each ``{gateway: outcome}``; an outcome that cannot be filed becomes that gateway's failure, in words."""
+    for gateway, outcome in sorted(outcomes.items()):
+        try:
+            file_outcome(directory, gateway, stage, outcome, run)
+        except (StageError, OSError, ValueError) as exc:
+            words = exc.message if isinstance(exc, StageError) else str(exc)
+            outcome.update(failed=True, msg="%s: the %s stage %s, but its outcome could not be filed in the ledger "
+                                            "%s: %s" % (gateway, stage, "failed" if outcome.get("failed") else "ended",
+                                                        directory, words))

@@ -31,6 +31,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._firmware_image import FirmwareImage, ImageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import ledger_argument_spec
 from ansible_collections.lorawan.conduit.plugins.module_utils._net import Deadline, ssh_banner
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress, StageModule
 
@@ -362,8 +363,9 @@ def _mlinux_upgrade_options():
         down_timeout=dict(type="int", default=120),
         flash_timeout=dict(type="int", default=900),
     )
+    spec.update(ledger_argument_spec())
     return spec
 
 
 MLINUX_UPGRADE = StageModule(Upgrader, _mlinux_upgrade_options(), requirements=[PARAMIKO_REQUIREMENT], batch=True,
-                             required_one_of=[("password", "key_file")])
+                             ledger_stage="upgrade", required_one_of=[("password", "key_file")])

@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: lorawan.conduit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The run report: one row per gateway, one column per stage, the failure in words, the make lines."""
+"""The run report: one row per gateway, one column per stage, the failure in words, the make lines.
+
+Each stage's outcome is the one it filed in the ledger in this run; the play's results stand in where the ledger
+holds none of this run (check mode files nothing, a gateway another run holds is not filed, a play without a
+ledger)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,12 +16,14 @@ import json
 import os
 import tempfile
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import Run
 
 STAGES = ("commission", "upgrade", "identify", "register", "tunnel", "inventory", "accept")
-_MARK = {"done": "ok", "changed": "changed", "failed": "FAILED", "skipped": "-", "stopped": "stopped",
-         "planned": "would change"}
+_MARK = {"done": "ok", "failed": "FAILED", "planned": "would change"}
 
 
 def _cell(outcome):
@@ -42,10 +48,27 @@ def _write(path, text):
 class Report:
     """Build the table and the files from each gateway's stage results."""
 
-    def __init__(self, params, check_mode=False, clock=None):
+    def __init__(self, params, check_mode=False, clock=None, run=None):
         self.params = params
         self.check_mode = check_mode
         self.now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
+        self.run_name = run or Run.current().name()
+        self.ledger = Ledger(params["ledger_dir"]) if params.get("ledger_dir") and not check_mode else None
+
+    def _filed(self, name):
+        """The stage outcomes the gateway's ledger record holds of this run (none when it cannot be read)."""
+        if self.ledger is None:
+            return {}
+        try:
+            stages = self.ledger.read(name).get("stages") or {}
+        except (StageError, IOError, OSError):
+            return {}
+        filed = {}
+        for stage, entry in stages.items():
+            if isinstance(entry, dict) and entry.get("run") == self.run_name and entry.get("status") in _MARK:
+                filed[stage] = dict((key, entry[key]) for key in ("status", "changed", "seconds", "reason")
+                                    if key in entry)
+        return filed
 
     def _outcome(self, result):
         """A stage's outcome from its result: none when the stage did not run for the gateway."""
@@ -85,7 +108,8 @@ class Report:
         states = self.params.get("states") or {}
         gateways = {}
         for name, results in self.params["results"].items():
-            stages = dict((stage, self._outcome((results or {}).get(stage))) for stage in STAGES)
+            filed = self._filed(name)
+            stages = dict((stage, filed.get(stage) or self._outcome((results or {}).get(stage))) for stage in STAGES)
             gateways[name] = {"state": states.get(name),
                               "stages": dict((stage, outcome) for stage, outcome in stages.items() if outcome)}
         stopped = self._stopped(gateways)
@@ -123,7 +147,7 @@ class Report:
         if directory and not self.check_mode:
             ensure_directory(directory)
             stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
-            document = {"date": self.now.isoformat(), "summary": summary, "gateways": gateways, "ready": ready,
+            document = {"date": self.now.isoformat(), "run": self.run_name, "summary": summary, "gateways": gateways, "ready": ready,
                         "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": stopped}
             _write(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
             _write(stem + ".md", markdown)
@@ -154,6 +178,7 @@ PROVISION_REPORT = StageModule(
         states=dict(type="dict", default={}),
         report_dir=dict(type="path"),
         org_dir=dict(type="path"),
+        ledger_dir=dict(type="path"),
         max_fail_percentage=dict(type="int"),
     ),
 )

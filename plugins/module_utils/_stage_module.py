@@ -22,10 +22,13 @@ class StageModule:
     """``stage(params, check_mode=...).run()`` behind the module's options.
 
     ``requirements``: ``(library, present, import_error)`` triples checked before the stage runs;
-    ``module_kwargs``: the argument spec's constraints as ``AnsibleModule`` takes them (``required_one_of``, ...)."""
+    ``module_kwargs``: the argument spec's constraints as ``AnsibleModule`` takes them (``required_one_of``, ...);
+    ``ledger_stage``: the stage whose outcome the action plugin files in the ledger (option ``ledger_dir``) for the
+    gateway the module worked on (option ``name``), or for each gateway of its result's ``gateways``."""
 
-    def __init__(self, stage, argument_spec, requirements=(), batch=False, **module_kwargs):
+    def __init__(self, stage, argument_spec, requirements=(), batch=False, ledger_stage=None, **module_kwargs):
         self.stage = stage
+        self.ledger_stage = ledger_stage
         self.argument_spec = argument_spec
         self.requirements = tuple(requirements)
         # whether the module also takes a batch (option gateways) worked on at once; its stage takes progress=

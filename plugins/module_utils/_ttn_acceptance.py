@@ -23,7 +23,7 @@ import tempfile
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import shown
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import ledger_argument_spec
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 
@@ -65,7 +65,7 @@ class Acceptance:
             answers = self._ping(command, inventory, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        results, changed = {}, False
+        results = {}
         for entry in self.gateways:
             name = entry["name"]
             answer = answers.get(name)
@@ -78,9 +78,9 @@ class Acceptance:
                 result = {"reachable": False, "msg": "%s: make ping's path does not reach it (the organisation's "
                                                      "inventory, its ssh_config, the jumphost, the tunnel on port %s): "
                                                      "%s" % (name, entry.get("port"), _reason(answer))}
-            changed |= self._record(name, result)
+            result.update(changed=False, failed=not result["reachable"])
             results[name] = result
-        return {"changed": changed, "gateways": results,
+        return {"changed": False, "gateways": results,
                 "reachable": sorted(name for name, result in results.items() if result["reachable"]),
                 "failed_gateways": sorted(name for name, result in results.items() if not result["reachable"])}
 
@@ -131,19 +131,6 @@ class Acceptance:
                                 done.stderr.decode("utf-8", "replace").strip()[-1500:]), STAGE)
         return answers
 
-    def _record(self, name, result):
-        """The ledger's last stage: a gateway that answered is provisioned (the conduits inventory reads it)."""
-        if not self.params.get("ledger_dir") or self.check_mode:
-            return False
-        ledger = Ledger(self.params["ledger_dir"])
-        record = ledger.read(name)
-        updated = record_stage(record, STAGE, "done" if result["reachable"] else "failed",
-                               **({} if result["reachable"] else {"reason": result["msg"]}))
-        if updated == record:
-            return False
-        ledger.write(name, updated)
-        return True
-
 
 TTN_ACCEPTANCE = StageModule(
     Acceptance,
@@ -155,6 +142,7 @@ TTN_ACCEPTANCE = StageModule(
             host_keys=dict(type="list", elements="str", no_log=False, default=[]),
         )),
         timeout=dict(type="int", default=30),
-        ledger_dir=dict(type="path"),
+        **ledger_argument_spec()
     ),
+    ledger_stage=STAGE,
 )

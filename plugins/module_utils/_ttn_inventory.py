@@ -33,7 +33,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_values imp
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
-from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, ledger_argument_spec, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._org_ssh import JumpLegError, jump_leg_plan
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
@@ -682,7 +682,7 @@ class InventoryWriter:
             return
         ledger = Ledger(self.params["ledger_dir"])
         record = ledger.read(self.gateway)
-        updated = record_stage(record, STAGE, "done", host_vars=vars_path)
+        updated = record_stage(record, STAGE, host_vars=vars_path)
         if updated != record and self._act("record the %s stage in %s" % (STAGE, ledger.path(self.gateway))):
             ledger.write(self.gateway, updated)
 
@@ -907,10 +907,11 @@ TTN_INVENTORY = StageModule(
         installed_mlinux_version=dict(type="str"),
         mlinux_version=dict(type="str"),
         identity=dict(type="dict"),
-        ledger_dir=dict(type="path"),
         backup=dict(type="bool", default=False),
         jumphost_host_keys=dict(type="list", elements="str", no_log=False),
         ssh_config=dict(type="path"),
         jump_host=dict(type="str", default="jumphost"),
+        **ledger_argument_spec()
     ),
+    ledger_stage=STAGE,
 )

@@ -39,8 +39,20 @@ def process_start(pid, proc="/proc"):
     return int(fields[19])  # field 22 of stat(5); the two before the split are pid and comm
 
 
+def process_started(start, proc="/proc"):
+    """When a process that started ``start`` clock ticks after boot started, as UTC text (None when unknown)."""
+    if start is None:
+        return None
+    try:
+        with open(os.path.join(proc, "stat")) as handle:
+            boot = [int(line.split()[1]) for line in handle if line.startswith("btime ")][0]
+    except (IOError, OSError, IndexError, ValueError):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boot + start // os.sysconf("SC_CLK_TCK")))
+
+
 class Run:
-    """The ``ansible-playbook`` process a stage works for: ``pid``, ``start`` (ticks), who and where."""
+    """The ``ansible-playbook`` process a stage works for: ``pid``, ``start`` (ticks), who, where and when."""
 
     def __init__(self, pid, start, user, host, started):
         self.pid = pid
@@ -53,8 +65,13 @@ class Run:
     def current(cls, proc="/proc"):
         """The run of this worker: its parent process."""
         pid = os.getppid()
-        return cls(pid, process_start(pid, proc), getpass.getuser(), socket.gethostname(),
-                   time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        start = process_start(pid, proc)
+        return cls(pid, start, getpass.getuser(), socket.gethostname(),
+                   process_started(start, proc) or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def name(self):
+        """The run in the ledger's outcomes: the same for every stage of one ansible-playbook, never for two."""
+        return "%s@%s pid %s started %s" % (self.user, self.host, self.pid, self.started)
 
     def as_dict(self):
         return {"pid": self.pid, "start": self.start, "user": self.user, "host": self.host, "started": self.started}

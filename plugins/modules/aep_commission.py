@@ -24,6 +24,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.batch
   - lorawan.conduit.mpower
 attributes:
@@ -182,4 +183,9 @@ actions:
   type: list
   elements: str
   sample: ["create admin user mtadm", "set ssh enabled=True, lan=True", "save configuration", "restart"]
+seconds:
+  description: How long the module took, in seconds; with O(gateways), each gateway's result in RV(gateways) has its own.
+  returned: always
+  type: float
+  sample: 12.3
 """

@@ -24,6 +24,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.batch
   - lorawan.conduit.device_ssh
 attributes:
@@ -39,9 +40,6 @@ options:
     description: The gateway's name; its ledger record is C(<ledger_dir>/<name>.yml).
     type: str
     required: true
-  ledger_dir:
-    description: The ledger folder of the provisioning inventory. Without it nothing is pinned or recorded.
-    type: path
   host_key:
     description: The host key to expect when the ledger has none yet (for example the one M(lorawan.conduit.mlinux_upgrade) returned).
     type: str
@@ -143,4 +141,9 @@ ledger:
   description: The ledger record's path (null without O(ledger_dir)).
   returned: success
   type: str
+seconds:
+  description: How long the module took, in seconds; with O(gateways), each gateway's result in RV(gateways) has its own.
+  returned: always
+  type: float
+  sample: 12.3
 """

@@ -30,6 +30,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.batch
   - lorawan.conduit.device_ssh
 attributes:
@@ -45,9 +46,6 @@ options:
     description: The gateway's name (its ledger record, and messages).
     type: str
     required: true
-  ledger_dir:
-    description: The ledger folder; the gateway must have been identified by M(lorawan.conduit.gateway_facts).
-    type: path
   host_key:
     description: The unit's host key to pin when no ledger is used.
     type: str
@@ -161,4 +159,9 @@ ledger:
   description: The ledger record's path.
   returned: when O(ledger_dir) is given
   type: str
+seconds:
+  description: How long the module took, in seconds; with O(gateways), each gateway's result in RV(gateways) has its own.
+  returned: always
+  type: float
+  sample: 12.3
 """

@@ -34,6 +34,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.jumphost
 attributes:
   check_mode:
@@ -250,6 +251,11 @@ malformed_lines:
     reason:
       description: Why the line does not parse.
       type: str
+seconds:
+  description: How long the module took, in seconds, from the controller.
+  returned: always
+  type: float
+  sample: 12.3
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -261,6 +267,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
     jumphost_argument_spec,
     unreserved_ports_warning,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import ledger_argument_spec
 
 
 def main():
@@ -276,6 +283,7 @@ def main():
         lock_file=dict(type="path", default="/run/lock/lorawan-conduit-jumphost.lock"),
         lock_timeout=dict(type="int", default=120),
         sshd_config=dict(type="path", default="/etc/ssh/sshd_config"),
+        **ledger_argument_spec()  # filed on the controller by the action plugin
     )
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("gateway", "gateways")],
                            mutually_exclusive=[("gateway", "gateways"), ("host_key", "gateways")],

@@ -14,13 +14,25 @@ version_added: 0.1.0
 description:
   - Reads the registrations M(lorawan.conduit.jumphost_register) made (accounts of group C(<organisation>-gateways),
     or the lines of the shared tunnel account) and, for each gateway, whether its tunnel port listens right now
-    and whether the listener belongs to the gateway's account.
+    and whether the listener belongs to the gateway's account. It changes nothing on the jumphost.
+  - With O(ledger_dir) and O(wait_timeout), each gateway whose tunnel does not listen after the wait has that filed
+    as the failure of its C(tunnel) stage, with the reason in RV(reasons) (a tunnel that listens keeps the outcome
+    its installation filed).
 author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.jumphost
-  - lorawan.conduit.attributes.info_module
+attributes:
+  check_mode:
+    support: full
+    details: Reads the jumphost the same; files nothing in the ledger.
+  diff_mode:
+    support: N/A
+    details: Changes nothing on the jumphost.
+  idempotent:
+    support: full
 options:
   gateways:
     description: Only these gateways (default all). Names not registered come back in RV(missing).
@@ -106,6 +118,14 @@ not_listening:
   type: list
   elements: str
   sample: [ttn-nyc-00-08-00-4a-26-f1]
+reasons:
+  description: When O(wait_timeout) ran out, what to check for each gateway of RV(not_listening), in words.
+  returned: on failure, after the wait
+  type: dict
+seconds:
+  description: How long the module took, in seconds.
+  returned: always
+  type: float
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -115,11 +135,13 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_accounts
     TunnelLister,
     jumphost_argument_spec,
 )
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import ledger_argument_spec
 
 
 def main():
     argument_spec = jumphost_argument_spec()
-    argument_spec.update(gateways=dict(type="list", elements="str"), wait_timeout=dict(type="int", default=0))
+    argument_spec.update(gateways=dict(type="list", elements="str"), wait_timeout=dict(type="int", default=0),
+                         **ledger_argument_spec())  # filed on the controller by the action plugin
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = TunnelLister(module.params, JumphostSystem(module.run_command), check_mode=module.check_mode).run()

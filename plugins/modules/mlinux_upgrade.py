@@ -33,6 +33,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
   - lorawan.conduit.batch
 attributes:
   check_mode:
@@ -260,4 +261,9 @@ actions:
   returned: always
   type: list
   elements: str
+seconds:
+  description: How long the module took, in seconds; with O(gateways), each gateway's result in RV(gateways) has its own.
+  returned: always
+  type: float
+  sample: 12.3
 """

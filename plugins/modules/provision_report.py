@@ -49,6 +49,12 @@ options:
   org_dir:
     description: The organisation's folder (C(TTN_ORG)), for the make lines.
     type: path
+  ledger_dir:
+    description:
+      - The provisioning ledger. Each stage's outcome is read from the gateway's record there when this
+        C(ansible-playbook) run filed it; O(results) stand in for the others (check mode files nothing, a gateway
+        another run holds is not filed). An unreadable record is left to O(results).
+    type: path
   max_fail_percentage:
     description:
       - The share of the batch (in percent) that may fail before the batch stops; with it the report says after
@@ -62,6 +68,7 @@ EXAMPLES = r"""
     results:
       gw-01: {commission: {changed: true, seconds: 41.2}, upgrade: {failed: true, msg: "gw-01: no mLinux after 900 s"}}
     report_dir: "{{ inventory_dir }}/reports"
+    ledger_dir: "{{ inventory_dir }}/ledger"
     org_dir: /srv/org-ttn-nyc
   delegate_to: localhost
   run_once: true
@@ -100,4 +107,9 @@ json:
   description: The JSON report written.
   returned: always
   type: str
+seconds:
+  description: How long the module took, in seconds.
+  returned: always
+  type: float
+  sample: 12.3
 """

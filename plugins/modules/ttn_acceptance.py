@@ -28,6 +28,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
 attributes:
   check_mode:
     support: full
@@ -67,9 +68,6 @@ options:
     description: Seconds each connection may take (C(ANSIBLE_TIMEOUT) of that run).
     type: int
     default: 30
-  ledger_dir:
-    description: The provisioning ledger; each gateway's record gets the C(accept) stage.
-    type: path
 seealso:
   - module: lorawan.conduit.ttn_inventory
 """
@@ -114,4 +112,9 @@ failed_gateways:
   type: list
   elements: str
   sample: []
+seconds:
+  description: How long the module took, in seconds (each gateway's result in RV(gateways) has the same).
+  returned: always
+  type: float
+  sample: 12.3
 """

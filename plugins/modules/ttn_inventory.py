@@ -49,6 +49,7 @@ author:
   - lorawan.conduit developers (@lorawan-conduit)
 extends_documentation_fragment:
   - lorawan.conduit.attributes
+  - lorawan.conduit.ledger
 attributes:
   check_mode:
     support: full
@@ -131,9 +132,6 @@ options:
   identity:
     description: What the pipeline read from the unit (mac, serial, lora_eui, product_id, ...), written as C(lorawan_conduit_<key>).
     type: dict
-  ledger_dir:
-    description: The provisioning ledger; the gateway's record gets the C(inventory) stage, its last.
-    type: path
   backup:
     description: Keep the previous version of a file it changes, beside it.
     type: bool
@@ -205,4 +203,9 @@ missing_org_vars:
   returned: success
   type: list
   elements: str
+seconds:
+  description: How long the module took, in seconds.
+  returned: always
+  type: float
+  sample: 12.3
 """

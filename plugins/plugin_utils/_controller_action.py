@@ -30,8 +30,9 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import file_outcomes
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import Progress
-from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import LockHeld, UnitLocks
+from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import LockHeld, Run, UnitLocks
 
 display = Display()
 PR_SET_PDEATHSIG = 1
@@ -133,7 +134,7 @@ class ControllerAction(ActionBase):
             result.update(self._batch(args))
             return result
         module = self._module(args)
-        result.update(module if isinstance(module, dict) else self._one(module, None))
+        result.update(module if isinstance(module, dict) else self._one(module, None, Run.current()))
         return result
 
     def _module(self, args):
@@ -144,8 +145,8 @@ class ControllerAction(ActionBase):
         except _ModuleDone as refused:
             return refused.result
 
-    def _one(self, module, progress):
-        """The module's result, with the seconds it took (the run's report shows them)."""
+    def _one(self, module, progress, run):
+        """The module's result, with the seconds it took (the run's report shows them), filed in the ledger."""
         started = time.monotonic()
         try:
             self.stage_module.run(module, progress=progress)
@@ -157,16 +158,33 @@ class ControllerAction(ActionBase):
             result = module.finish({"failed": True, "exception": traceback.format_exc(),
                                     "msg": "%s failed unexpectedly: %s" % (self._task.action, exc)})
         result["seconds"] = round(time.monotonic() - started, 1)
+        return self._file(module, result, run)
+
+    def _file(self, module, result, run):
+        """``result`` once its outcome is in the gateway's ledger record (each gateway's, for a result that has
+        one per gateway), or failed, saying that it could not be filed."""
+        stage, directory = self.stage_module.ledger_stage, module.params.get("ledger_dir")
+        if not stage or not directory or module.check_mode:
+            return result
+        if module.params.get("name"):
+            outcomes = {module.params["name"]: result}
+        else:  # a module that works on its gateways together: each its own part of the result, or the whole
+            parts = result.get("gateways") or {}
+            outcomes = dict((entry["name"], parts.get(entry["name"], result))
+                            for entry in module.params.get("gateways") or [])
+            for part in parts.values():
+                part["seconds"] = result["seconds"]
+        file_outcomes(directory, stage, outcomes, run.name())
         return result
 
     def _batch(self, args):
         """Every gateway of ``gateways`` (each entry: that gateway's options over the task's) at once, in threads
-        of this process, each locked for this run; a result per gateway, and progress lines while they work."""
+        of this process, each locked for this run in its ledger; a result per gateway, and progress lines while
+        they work."""
         entries = args.pop("gateways") or []
-        lock_dir = args.pop("lock_dir", None)
         interval = int(args.pop("progress_interval", None) or 30)
         results, modules = {}, {}
-        locks = UnitLocks(lock_dir) if lock_dir and not self._task.check_mode else None
+        run = Run.current()
         for entry in entries:
             # an empty or null value in an entry counts as not set (a role's "or omit" cannot reach into a list)
             entry = dict((key, value) for key, value in (entry or {}).items() if value not in ("", None))
@@ -177,9 +195,10 @@ class ControllerAction(ActionBase):
             if isinstance(module, dict):
                 results[name] = module
                 continue
+            ledger_dir = module.params.get("ledger_dir")
             try:
-                if locks is not None:
-                    locks.take(name)
+                if ledger_dir and not module.check_mode:
+                    UnitLocks(os.path.join(ledger_dir, ".locks"), run=run).take(name)
             except (LockHeld, OSError, ValueError) as exc:
                 results[name] = module.finish({"failed": True, "msg": "%s: %s" % (name, exc), "stage": "lock"})
                 continue
@@ -192,7 +211,7 @@ class ControllerAction(ActionBase):
         try:
             if modules:
                 with ThreadPoolExecutor(max_workers=len(modules)) as pool:
-                    futures = dict((pool.submit(self._one, module, progress[name]), name)
+                    futures = dict((pool.submit(self._one, module, progress[name], run), name)
                                    for name, module in modules.items())
                     pending = set(futures)
                     while pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -28,6 +29,11 @@ def _deprecations(done: subprocess.CompletedProcess) -> list[str]:
 
 def _recap(stdout: str) -> dict[str, str]:
     return {line.split()[0]: line for line in stdout.splitlines() if line.startswith("ttn-")}
+
+
+def _read_yaml(path: str) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
 
 
 def _name(device: dict) -> str:
@@ -80,6 +86,20 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     reason = report["gateways"][stuck]["stages"]["upgrade"]["reason"]
     assert report["gateways"][stuck]["stages"]["upgrade"]["status"] == "failed"
     assert "flash did not complete within 15 s" in reason, reason
+    # every stage filed each gateway's outcome in the ledger, failures with their words, under this run's name
+    with open(os.path.join(provisioning, "ledger", stuck + ".yml")) as handle:
+        filed = yaml.safe_load(handle)["stages"]
+    assert sorted(filed) == ["commission", "upgrade"]
+    assert filed["upgrade"]["status"] == "failed" and filed["upgrade"]["reason"] == reason
+    assert filed["commission"]["run"] == filed["upgrade"]["run"] == report["run"]
+    assert filed["upgrade"]["seconds"] >= 15
+    for name in report["ready"]:
+        with open(os.path.join(provisioning, "ledger", name + ".yml")) as handle:
+            filed = yaml.safe_load(handle)["stages"]
+        assert {stage: entry["status"] for stage, entry in filed.items()} == dict.fromkeys(
+            ["commission", "upgrade", "identify", "register", "tunnel", "inventory", "accept"], "done"), name
+        assert {entry["run"] for entry in filed.values()} == {report["run"]}
+        assert all(isinstance(entry["seconds"], float) for entry in filed.values())
     hosts = HostsFile("hosts", open(os.path.join(workdir, "org", "inventory", "hosts")).read())
     assert sorted(n for n in report["ready"] if hosts.groups_of(n) == ["test"]) == sorted(report["ready"])
     assert hosts.groups_of(stuck) == []
@@ -112,8 +132,9 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
                                       addresses=[device["address"] for device in sim.devices])
     run = start_provision(provisioning)
     try:
-        # kill it once the ledger starts filling: some units identified, nothing in the org inventory yet
-        wait_until(lambda: glob.glob(os.path.join(provisioning, "ledger", "*.yml")), 120, "a ledger record")
+        # kill it once some units are identified (the ledger has their identity), nothing in the org inventory yet
+        wait_until(lambda: [path for path in glob.glob(os.path.join(provisioning, "ledger", "*.yml"))
+                            if "identity" in _read_yaml(path)], 120, "an identified unit")
     finally:
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
@@ -148,3 +169,37 @@ def test_a_bad_batch_stops_and_says_why(sim_factory, tmp_path):
     healthy = report["gateways"][_name(sim.device("aep-03"))]["stages"]
     assert healthy["upgrade"]["status"] == "done" and "identify" not in healthy  # flashed, then held back
     assert report["ready"] == []
+
+
+def test_a_jumphost_that_cannot_be_reached_fails_every_gateway_with_its_words(sim_factory, tmp_path):
+    sim = sim_factory("--mlinux", "3", "--jumphost")
+    provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    with socket.socket() as closed:  # a port nothing listens on once this closes: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    jumphost_file = os.path.join(provisioning, "jumphost.yml")
+    jumphosts = _read_yaml(jumphost_file)
+    for host in jumphosts["jumphosts"]["hosts"].values():
+        host.update(ansible_host="127.0.0.1", ansible_port=port)
+    with open(jumphost_file, "w") as handle:
+        yaml.safe_dump(jumphosts, handle)
+    done = provision(provisioning, "-l", "new_gateways")
+    assert done.returncode == 2, done.stdout[-3000:]
+    names = sorted(_name(device) for device in sim.devices)
+    recap = _recap(done.stdout)
+    # every gateway failed at the registration, none is counted unreachable for the jumphost's sake
+    assert sorted(name for name, line in recap.items() if "failed=1" in line and "unreachable=0" in line) == names
+    report = latest_report(provisioning)
+    assert sorted(report["failed"]) == names
+    for name in names:
+        register = report["gateways"][name]["stages"]["register"]
+        assert register["status"] == "failed"
+        assert register["reason"].startswith(f"{name}: the jumphost (jumphost) did not register it: could not run "
+                                             "lorawan.conduit.jumphost_register there: "), register
+        assert f"port {port}: Connection refused" in register["reason"], register
+        assert f"fatal: [{name}]: FAILED! => {{\"changed\": false, \"msg\": \"{register['reason']}\"" in done.stdout
+        filed = _read_yaml(os.path.join(provisioning, "ledger", name + ".yml"))["stages"]
+        assert filed["identify"]["status"] == "done" and filed["register"]["status"] == "failed"
+        assert filed["register"]["reason"] == register["reason"]
+        assert filed["register"]["run"] == report["run"] and "tunnel" not in filed

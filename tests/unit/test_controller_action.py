@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import Run
 from ansible_collections.lorawan.conduit.plugins.plugin_utils._controller_action import (
+    ControllerAction,
     ControllerModule,
     _ModuleDone,
 )
@@ -65,3 +68,37 @@ def test_bad_options_are_refused_before_the_stage_runs(args, words):
     with pytest.raises(_ModuleDone) as done:
         ControllerModule(args, **ECHO.module_arguments())
     assert done.value.result["failed"] and words in done.value.result["msg"]
+
+
+class _Filing(ControllerAction):
+    """The action plugin's filing alone, without a task around it."""
+
+    stage_module = StageModule(_Stage, dict(name=dict(type="str"), ledger_dir=dict(type="path"),
+                                            password=dict(type="str", no_log=True)), ledger_stage="commission")
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        pass
+
+
+def _filed(tmp_path, result, name="gw-1"):
+    action = _Filing()
+    module = ControllerModule({"name": name, "ledger_dir": str(tmp_path), "password": "x1"},
+                              **action.stage_module.module_arguments())
+    return action._file(module, result, Run(4242, 77, "ops", "bench", "2026-12-02T01:00:00Z"))
+
+
+def test_a_stage_files_each_gateway_s_outcome_under_the_run_s_name(tmp_path):
+    result = _filed(tmp_path, {"changed": False, "failed": True, "msg": "gw-1: no answer", "seconds": 3.5})
+    assert result["msg"] == "gw-1: no answer"
+    entry = Ledger(str(tmp_path)).read("gw-1")["stages"]["commission"]
+    assert (entry["status"], entry["reason"], entry["seconds"]) == ("failed", "gw-1: no answer", 3.5)
+    assert entry["run"] == "ops@bench pid 4242 started 2026-12-02T01:00:00Z"
+
+
+def test_an_outcome_that_cannot_be_filed_fails_the_gateway_and_says_so(tmp_path):
+    with open(str(tmp_path / "gw-1.yml"), "w") as handle:
+        handle.write("schema: 1\ngateway: gw-1\nstages: {\n")
+    result = _filed(tmp_path, {"changed": True, "seconds": 40.0})
+    assert result["failed"] and result["msg"].startswith("gw-1: the commission stage ended, but its outcome could "
+                                                         "not be filed in the ledger %s: " % tmp_path)
+    assert "is not valid YAML" in result["msg"]

@@ -9,14 +9,14 @@ import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils import _ledger
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, record_stage
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, file_outcome, record_outcome, record_stage
 
 
 def test_a_record_round_trips_and_a_second_identical_write_changes_nothing(tmp_path):
     ledger = Ledger(str(tmp_path / "ledger"))
     record = ledger.read("gw-1")
     assert record == {"schema": 1, "gateway": "gw-1", "stages": {}}
-    record = record_stage(dict(record, identity={"mac": "00:08:00:4a:26:f1"}), "identify", "done")
+    record = record_stage(dict(record, identity={"mac": "00:08:00:4a:26:f1"}), "identify")
     assert ledger.write("gw-1", record) is True
     mtime = os.stat(ledger.path("gw-1")).st_mtime_ns
     assert ledger.write("gw-1", ledger.read("gw-1")) is False
@@ -25,10 +25,36 @@ def test_a_record_round_trips_and_a_second_identical_write_changes_nothing(tmp_p
         assert list(yaml.safe_load(handle)) == ["schema", "gateway", "identity", "stages"]
 
 
-def test_the_timestamp_moves_only_when_the_stage_changes():
-    record = record_stage({"stages": {}}, "tunnel", "done", tunnel_port=20000)
-    assert record_stage(record, "tunnel", "done", tunnel_port=20000) == record
-    assert record_stage(record, "tunnel", "done", tunnel_port=20001)["stages"]["tunnel"]["tunnel_port"] == 20001
+def test_a_stage_s_details_change_its_entry_only_when_they_differ_and_keep_its_outcome():
+    record = record_outcome({"stages": {}}, "tunnel", {"changed": True, "seconds": 4.2}, "run-1")
+    record = record_stage(record, "tunnel", tunnel_port=20000)
+    assert record_stage(record, "tunnel", tunnel_port=20000) == record
+    moved = record_stage(record, "tunnel", tunnel_port=20001)["stages"]["tunnel"]
+    assert moved["tunnel_port"] == 20001 and moved["status"] == "done" and moved["run"] == "run-1"
+
+
+def test_an_outcome_replaces_the_previous_one_and_keeps_the_stage_s_details():
+    record = record_stage({"stages": {}}, "identify", mlinux_version="6.3.5")
+    failure = {"failed": True, "changed": False, "msg": "gw-1: no answer", "seconds": 30.0}
+    record = record_outcome(record, "identify", failure, "run-1")
+    entry = record["stages"]["identify"]
+    assert (entry["status"], entry["reason"], entry["seconds"]) == ("failed", "gw-1: no answer", 30.0)
+    assert entry["run"] == "run-1"
+    assert entry["mlinux_version"] == "6.3.5" and entry["at"]
+    entry = record_outcome(record, "identify", {"changed": True, "seconds": 2.5}, "run-2")["stages"]["identify"]
+    assert (entry["status"], entry["changed"], entry["run"]) == ("done", True, "run-2")
+    assert entry["mlinux_version"] == "6.3.5"
+    assert "reason" not in entry
+
+
+def test_an_outcome_is_filed_atomically_with_the_record_it_joins(tmp_path):
+    ledger = Ledger(str(tmp_path))
+    ledger.write("gw-1", {"schema": 1, "gateway": "gw-1", "identity": {"mac": "00:08:00:4a:26:f1"}, "stages": {}})
+    file_outcome(str(tmp_path), "gw-1", "commission", {"changed": True, "seconds": 41.0}, "run-1")
+    record = ledger.read("gw-1")
+    assert record["identity"] == {"mac": "00:08:00:4a:26:f1"}
+    assert record["stages"]["commission"]["status"] == "done" and record["stages"]["commission"]["seconds"] == 41.0
+    assert sorted(os.listdir(str(tmp_path))) == ["gw-1.yml"]
 
 
 def test_secrets_are_refused_before_anything_is_written(tmp_path):

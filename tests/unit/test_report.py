@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, file_outcome
 from ansible_collections.lorawan.conduit.plugins.module_utils._report import Report
+
+RUN = "ops@bench pid 4242 started 2026-12-02T01:00:00Z"
 
 
 def _report(results, tmp_path=None, check_mode=False, **params):
     return Report(dict(results=results, states={}, report_dir=str(tmp_path) if tmp_path else None, org_dir="/org",
-                       **params), check_mode=check_mode).run()
+                       **params), check_mode=check_mode, run=RUN).run()
 
 
 def test_each_stage_result_becomes_its_outcome(tmp_path):
@@ -47,3 +50,26 @@ def test_the_batch_stopped_after_the_stage_that_failed_too_many():
     assert "stopped" not in _report(results, max_fail_percentage=50)["summary"]
     # within the share allowed
     assert "stopped" not in _report(results, max_fail_percentage=70)["summary"]
+
+
+def test_what_this_run_filed_in_the_ledger_is_the_outcome_and_the_results_stand_in_for_the_rest(tmp_path):
+    ledger = str(tmp_path / "ledger")
+    file_outcome(ledger, "gw-01", "commission", {"changed": True, "seconds": 40.0}, RUN)
+    file_outcome(ledger, "gw-01", "upgrade", {"failed": True, "msg": "gw-01: no mLinux after 900 s",
+                                              "seconds": 900.0}, RUN)
+    file_outcome(ledger, "gw-02", "identify", {"failed": True, "msg": "an earlier run's failure"}, "another run")
+    with open(Ledger(ledger).path("gw-03"), "w") as handle:
+        handle.write("schema: 1\ngateway: gw-03\nstages: {\n")  # unreadable: the results stand in
+    results = {"gw-01": {"commission": {"changed": True}, "upgrade": {"changed": True}},  # the ledger says more
+               "gw-02": {"identify": {"changed": False, "seconds": 2.0}},
+               "gw-03": {"identify": {"changed": False}}}
+    done = _report(results, tmp_path / "reports", ledger_dir=ledger)
+    with open(done["json"]) as handle:
+        written = json.load(handle)
+    assert written["run"] == RUN
+    assert written["gateways"]["gw-01"]["stages"] == {
+        "commission": {"status": "done", "changed": True, "seconds": 40.0},
+        "upgrade": {"status": "failed", "changed": False, "seconds": 900.0, "reason": "gw-01: no mLinux after 900 s"}}
+    assert written["gateways"]["gw-02"]["stages"] == {"identify": {"status": "done", "changed": False, "seconds": 2.0}}
+    assert written["gateways"]["gw-03"]["stages"] == {"identify": {"status": "done", "changed": False}}
+    assert done["failed_gateways"] == ["gw-01"]
