@@ -107,9 +107,14 @@ class Report:
     def run(self):
         states = self.params.get("states") or {}
         gateways = {}
-        for name, results in self.params["results"].items():
+        results = self.params["results"]
+        names = set(states)
+        for by_gateway in results.values():
+            names.update(by_gateway or {})
+        for name in names:
             filed = self._filed(name)
-            stages = dict((stage, filed.get(stage) or self._outcome((results or {}).get(stage))) for stage in STAGES)
+            stages = dict((stage, filed.get(stage) or self._outcome((results.get(stage) or {}).get(name)))
+                          for stage in STAGES)
             gateways[name] = {"state": states.get(name),
                               "stages": dict((stage, outcome) for stage, outcome in stages.items() if outcome)}
         stopped = self._stopped(gateways)

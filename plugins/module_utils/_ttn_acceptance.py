@@ -101,7 +101,6 @@ class Acceptance:
     def _ping(self, command, inventory, work):
         """``{host: its result}`` as ansible's tree callback writes them; hosts it did not know are absent."""
         tree = os.path.join(work, "tree")
-        # forks as the operator's Ansible has them, as for make ping: more would hold a Python per gateway at once
         env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True",
                    ANSIBLE_TIMEOUT=str(self.params["timeout"]), ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_PIPELINING="True",  # one connection per gateway, as ttn-multitech-cm's ansible.cfg has it
@@ -109,7 +108,7 @@ class Acceptance:
                                     "-o UserKnownHostsFile=%s" % self._known_hosts(work),
                    ANSIBLE_LOCAL_TEMP=os.path.join(work, "tmp"))
         argv = [command, "-i", inventory, "-m", "ansible.builtin.ping", "-o", "--tree", tree, "--limit",
-                ",".join(entry["name"] for entry in self.gateways), "all"]
+                ",".join(entry["name"] for entry in self.gateways), "--forks", str(self.params["forks"]), "all"]
         limit = self.params["timeout"] * 4 + 60
         try:
             done = subprocess.run(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -142,6 +141,7 @@ TTN_ACCEPTANCE = StageModule(
             host_keys=dict(type="list", elements="str", no_log=False, default=[]),
         )),
         timeout=dict(type="int", default=30),
+        forks=dict(type="int", default=8),
         **ledger_argument_spec()
     ),
     ledger_stage=STAGE,

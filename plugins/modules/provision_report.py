@@ -32,8 +32,8 @@ attributes:
 options:
   results:
     description:
-      - Per gateway name, a mapping of stage name (V(commission), V(upgrade), V(identify), V(register), V(tunnel),
-        V(inventory), V(accept)) to that stage's result for the gateway, as its role or module returned it.
+      - Per stage (V(commission), V(upgrade), V(identify), V(register), V(tunnel), V(inventory), V(accept)), each
+        gateway's result by name, as the stage's batch returned them (what a batch module returns as C(gateways)).
       - A result that is missing, empty or C(skipped) means the stage did not run for the gateway; C(failed) with
         C(msg) is a failure and its reason; C(changed) and C(seconds) are shown as they are. In check mode a changed
         result is shown as V(would change).
@@ -66,7 +66,8 @@ EXAMPLES = r"""
 - name: Write the report
   lorawan.conduit.provision_report:
     results:
-      gw-01: {commission: {changed: true, seconds: 41.2}, upgrade: {failed: true, msg: "gw-01: no mLinux after 900 s"}}
+      commission: {gw-01: {changed: true, seconds: 41.2}}
+      upgrade: {gw-01: {failed: true, msg: "gw-01: no mLinux after 900 s"}}
     report_dir: "{{ inventory_dir }}/reports"
     ledger_dir: "{{ inventory_dir }}/ledger"
     org_dir: /srv/org-ttn-nyc

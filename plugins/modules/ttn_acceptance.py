@@ -68,6 +68,13 @@ options:
     description: Seconds each connection may take (C(ANSIBLE_TIMEOUT) of that run).
     type: int
     default: 30
+  forks:
+    description:
+      - How many gateways that run reaches at once. Each opens its own jump leg, and an sshd with its default
+        C(MaxStartups 10:30:100) starts refusing new connections at random once 10 are still authenticating, so
+        the default stays below that with room for the operators' own sessions.
+    type: int
+    default: 8
 seealso:
   - module: lorawan.conduit.ttn_inventory
 """

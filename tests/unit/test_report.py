@@ -11,8 +11,13 @@ RUN = "ops@bench pid 4242 started 2026-12-02T01:00:00Z"
 
 
 def _report(results, tmp_path=None, check_mode=False, **params):
-    return Report(dict(results=results, states={}, report_dir=str(tmp_path) if tmp_path else None, org_dir="/org",
-                       **params), check_mode=check_mode, run=RUN).run()
+    """The report of ``{gateway: {stage: result}}``, given as the play gives it: each stage's batch results."""
+    by_stage: dict = {}
+    for name, stages in results.items():
+        for stage, result in stages.items():
+            by_stage.setdefault(stage, {})[name] = result
+    return Report(dict(results=by_stage, states=dict.fromkeys(results), report_dir=str(tmp_path) if tmp_path else None,
+                       org_dir="/org", **params), check_mode=check_mode, run=RUN).run()
 
 
 def test_each_stage_result_becomes_its_outcome(tmp_path):
