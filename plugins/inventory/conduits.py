@@ -23,6 +23,10 @@ description:
   - Gateways in the ledger (O(ledger_dir)) are always listed; those the ledger has seen through every stage (the
     last, C(accept), is make ping's path reaching the gateway) go to group C(provisioned), every other unit to
     C(new_gateways).
+  - A gateway whose ledger record cannot be read (not YAML, another gateway's, an unknown schema) is set aside
+    alone, whatever answers at its address - state V(refused), group C(refused), in both C(new_gateways) and
+    C(provisioned) so that every run meets it - with the file, the line and what to do in C(conduit_refused);
+    provisioning fails it at once with those words. The other gateways are listed as usual.
   - "Host names follow the organisation's convention, O(name_prefix) + MAC with dashes, when the MAC is known;
     otherwise the ledger's name, else the NIC or the address."
   - "Groups: C(new_gateways), C(provisioned), one per state (C(aep) holds both AEP states), one per product type
@@ -128,16 +132,25 @@ def _commissioned(target):
 
 
 def _ledger_records(directory):
+    """``(records, refused)``: each gateway's ledger record, and for each record that cannot be read, why (its file
+    and line): one broken file sets its own gateway aside, never the batch."""
+    from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
     from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger
     if not directory or not os.path.isdir(directory):
-        return {}
+        return {}, {}
     ledger = Ledger(directory)
-    records = {}
+    records, refused = {}, {}
     for name in sorted(os.listdir(directory)):
         if name.endswith(".yml") and not name.startswith("."):
             gateway = name[:-4]
-            records[gateway] = ledger.read(gateway)
-    return records
+            try:
+                records[gateway] = ledger.read(gateway)
+            except StageError as exc:
+                refused[gateway] = exc.message
+            except (IOError, OSError) as exc:
+                refused[gateway] = "%s: the ledger file %s cannot be read (%s); fix or remove it" % (
+                    gateway, os.path.join(directory, name), exc)
+    return records, refused
 
 
 def finished(stages):
@@ -198,7 +211,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         ledger_dir = self.get_option("ledger_dir")
         if ledger_dir:
             ledger_dir = os.path.join(base, os.path.expanduser(ledger_dir))
-        records = _ledger_records(ledger_dir)
+        records, refused = _ledger_records(ledger_dir)
         targets = dict((target.key(), target) for target in self._targets())
         for name, record in records.items():
             reach = record.get("reach") or {}
@@ -230,12 +243,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             entry.update(conduit_identity=identity, conduit_mac=identity.get("mac") or entry.get("conduit_mac"),
                          conduit_product_type=identity.get("product_type"),
                          conduit_stages=dict((stage, (value or {}).get("status"))
-                                             for stage, value in (record.get("stages") or {}).items()))
+                                             for stage, value in (record.get("stages") or {}).items()
+                                             if isinstance(value, dict)))
+        for name, why in refused.items():
+            entry = hosts.setdefault(name, {"conduit_source": "ledger", "ansible_connection": "local",
+                                            "ansible_python_interpreter": sys.executable})
+            entry.update(conduit_state="refused", conduit_refused=why)
         return hosts
 
     def _populate(self, hosts):
         strict = self.get_option("strict")
-        for group in ("new_gateways", "provisioned", "aep", "mlinux", "unreachable"):
+        for group in ("new_gateways", "provisioned", "aep", "mlinux", "unreachable", "refused"):
             self.inventory.add_group(group)
         for name, variables in sorted(hosts.items()):
             self.inventory.add_host(name)
@@ -243,8 +261,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.set_variable(name, key, value)
             state = variables["conduit_state"]
             self.inventory.add_child("aep" if state.startswith("aep") else state, name)
-            self.inventory.add_child("provisioned" if finished(variables.get("conduit_stages")) else "new_gateways",
-                                     name)
+            if state == "refused":  # how far it got is in the record that cannot be read: every run says so
+                self.inventory.add_child("new_gateways", name)
+                self.inventory.add_child("provisioned", name)
+            else:
+                self.inventory.add_child("provisioned" if finished(variables.get("conduit_stages"))
+                                         else "new_gateways", name)
             if variables.get("conduit_product_type"):
                 self.inventory.add_group(variables["conduit_product_type"])
                 self.inventory.add_child(variables["conduit_product_type"], name)

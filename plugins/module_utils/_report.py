@@ -130,6 +130,9 @@ class Report:
             if entry.get("state") == "unreachable" and not outcomes:
                 reason = "unreachable: the unit answered neither HTTPS nor SSH"
                 failed.append(name)
+            if entry.get("state") == "refused":
+                reason = "refused: %s" % ((self.params.get("refusals") or {}).get(name) or "set aside by discovery")
+                failed.append(name)
             if (outcomes.get("accept") or {}).get("status") == "done":
                 ready.append(name)
             rows.append([name, entry.get("state") or ""] + [_cell(outcomes.get(stage)) for stage in STAGES]
@@ -181,6 +184,7 @@ PROVISION_REPORT = StageModule(
     dict(
         results=dict(type="dict", required=True),
         states=dict(type="dict", default={}),
+        refusals=dict(type="dict", default={}),
         report_dir=dict(type="path"),
         org_dir=dict(type="path"),
         ledger_dir=dict(type="path"),

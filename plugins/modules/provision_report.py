@@ -43,6 +43,12 @@ options:
     description: Per gateway name, the state discovery found it in.
     type: dict
     default: {}
+  refusals:
+    description:
+      - Per gateway name, why discovery set the gateway aside (state V(refused), its C(conduit_refused)); an empty
+        value for the others.
+    type: dict
+    default: {}
   report_dir:
     description: Where the report files go; without it nothing is written.
     type: path

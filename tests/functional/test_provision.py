@@ -203,3 +203,48 @@ def test_a_jumphost_that_cannot_be_reached_fails_every_gateway_with_its_words(si
         assert filed["identify"]["status"] == "done" and filed["register"]["status"] == "failed"
         assert filed["register"]["reason"] == register["reason"]
         assert filed["register"]["run"] == report["run"] and "tunnel" not in filed
+
+
+def test_a_broken_ledger_record_and_an_unreachable_gateway_fail_alone_and_the_exit_status_says_so(sim_factory,
+                                                                                                  tmp_path):
+    sim = sim_factory("--mlinux", "3", "--jumphost")
+    provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    first = provision(provisioning, "-l", "new_gateways")
+    assert first.returncode == 0, _failures(first)
+    names = sorted(_name(device) for device in sim.devices)
+    torn, good = names[0], names[1:]
+    ledger = os.path.join(provisioning, "ledger")
+    with open(os.path.join(ledger, torn + ".yml")) as handle:
+        broken = handle.read().replace("stages:", "stages: [", 1)  # a hand edit that left it no YAML
+    with open(os.path.join(ledger, torn + ".yml"), "w") as handle:
+        handle.write(broken)
+    # a provisioned gateway nothing answers for any more, where it last answered
+    ghost = "ttn-test-ghost"
+    record = _read_yaml(os.path.join(ledger, good[0] + ".yml"))
+    record.update(gateway=ghost, identity=dict(record["identity"], mac="00:08:00:ff:ff:fe"),
+                  reach=dict(record["reach"], address=sim.devices[0]["address"].rsplit(".", 1)[0] + ".250"))
+    with open(os.path.join(ledger, ghost + ".yml"), "w") as handle:
+        yaml.safe_dump(record, handle)
+
+    again = provision(provisioning, "-e", "provision_hosts=provisioned")
+    assert again.returncode == 2, again.stdout[-3000:]
+    recap = _recap(again.stdout)
+    assert sorted(name for name, line in recap.items() if "failed=1" in line) == sorted([ghost, torn])
+    assert all("failed=0" in recap[name] and "changed=0" in recap[name] for name in good), recap
+    report = latest_report(provisioning)
+    assert report["summary"].startswith("4 gateway(s): 2 ready for make apply, 2 failed"), report["summary"]
+    assert sorted(report["ready"]) == good and sorted(report["failed"]) == sorted([ghost, torn])
+    table = _report_rows(provisioning)
+    assert f"refused: {torn}: the ledger file {ledger}/{torn}.yml is not valid YAML" in table[torn], table[torn]
+    assert "line " in table[torn] and "fix or remove it" in table[torn]
+    assert "unreachable: the unit answered neither HTTPS nor SSH" in table[ghost]
+    with open(os.path.join(ledger, torn + ".yml")) as handle:  # the operator's file, as they left it
+        assert handle.read() == broken
+
+
+def _report_rows(provisioning: str) -> dict[str, str]:
+    """Each gateway's row of the last run's Markdown report, by name."""
+    reports = os.path.join(provisioning, "reports")
+    with open(os.path.join(reports, sorted(name for name in os.listdir(reports) if name.endswith(".md"))[-1])) as md:
+        return {line.split("|")[1].strip(): line for line in md if line.startswith("| ttn-")}

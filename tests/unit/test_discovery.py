@@ -104,3 +104,29 @@ def test_the_plugin_fills_a_real_inventory(monkeypatch, tmp_path):
 def test_a_gateway_is_provisioned_once_make_pings_path_reached_it(stages, done):
     from ansible_collections.lorawan.conduit.plugins.inventory.conduits import finished
     assert finished(stages) is done
+
+
+def test_a_ledger_record_that_cannot_be_read_sets_its_own_gateway_aside(tmp_path):
+    from ansible_collections.lorawan.conduit.plugins.inventory.conduits import _ledger_records
+    (tmp_path / "gw-good.yml").write_text("schema: 1\ngateway: gw-good\nstages: {accept: {status: done}}\n")
+    (tmp_path / "gw-torn.yml").write_text("schema: 1\ngateway: gw-torn\nstages: {\n  identify: [\n")
+    (tmp_path / "gw-future.yml").write_text("schema: 9\ngateway: gw-future\nstages: {}\n")
+    records, refused = _ledger_records(str(tmp_path))
+    assert list(records) == ["gw-good"]
+    assert sorted(refused) == ["gw-future", "gw-torn"]
+    assert f"the ledger file {tmp_path}/gw-torn.yml is not valid YAML" in refused["gw-torn"]
+    assert "line 5, column 1" in refused["gw-torn"] and refused["gw-torn"].endswith("fix or remove it")
+    assert "has ledger schema 9" in refused["gw-future"]
+
+
+def test_a_gateway_set_aside_is_in_every_run_s_batch(monkeypatch):
+    plugin = conduits.InventoryModule()
+    inventory = InventoryData()
+    plugin.inventory = inventory
+    options = {"compose": {}, "groups": {}, "keyed_groups": [], "strict": False, "leading_separator": True,
+               "use_extra_vars": False}
+    monkeypatch.setattr(plugin, "get_option", options.__getitem__)
+    monkeypatch.setattr(plugin, "templar", Templar(loader=None), raising=False)
+    plugin._populate({"gw-torn": {"conduit_state": "refused", "conduit_refused": "gw-torn: the ledger file ..."}})
+    groups = inventory.get_groups_dict()
+    assert groups["refused"] == groups["new_gateways"] == groups["provisioned"] == ["gw-torn"]
