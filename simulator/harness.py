@@ -295,7 +295,6 @@ def write_inventory(sim: Simulator, path: str) -> str:
         }}}
         if jump["sudo_needs_password"]:
             groups["jumphosts"]["hosts"]["jumphost"]["ansible_become_password"] = jump["admin_password"]
-        inventory["all"]["vars"]["jumphost_register_sshd_config"] = os.path.join(jump["state_dir"], "sshd_config")
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle, sort_keys=False)
     return path
@@ -337,7 +336,6 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         "conduit_ttn_multitech_cm_dir": ttn_multitech_cm_checkout() or "",
         # the keepalive ports this simulator holds: two fleets' tunnels on one machine never share one
         "jumphost_register_keepalive_port_base": jump["keepalive_port_base"],
-        "jumphost_register_sshd_config": os.path.join(jump["state_dir"], "sshd_config"),
         "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
         "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
         "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,

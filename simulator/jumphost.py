@@ -1,7 +1,7 @@
 """The jumphost: a real OpenSSH ``sshd`` on a loopback address.
 
 It runs in a private mount namespace with its own copies of ``/etc`` and
-``/home``, so that what the jumphost modules do there (``useradd``, keys,
+``/home`` and its own ``/run``, so that what the jumphost modules do there (``useradd``, keys,
 ``sudo``) happens on the simulated jumphost and never on this machine. It has a
 network namespace of its own, as a separate machine has: the reverse tunnels it
 accepts listen on *its* ``localhost`` (``GatewayPorts no``), where a gateway's
@@ -37,7 +37,7 @@ Port {port}
 ListenAddress {address}
 HostKey {dir}/ssh_host_ed25519_key
 HostKey {dir}/ssh_host_rsa_key
-PidFile {dir}/sshd.pid
+PidFile /run/sshd.pid
 AuthorizedKeysFile .ssh/authorized_keys
 UsePAM no
 PermitRootLogin no
@@ -65,6 +65,7 @@ ip link set lo up
 mount --bind "$JH/etc" /etc
 mount --bind "$JH/home" /home
 mkdir -p "$JH/mail" && mount --bind "$JH/mail" /var/mail
+rm -rf "$JH/run" && mkdir -m 755 "$JH/run" && mount --bind "$JH/run" /run && mkdir -m 755 /run/sshd && mkdir -m 1777 /run/lock
 if ! getent passwd {admin} >/dev/null; then
     useradd --create-home --shell /bin/bash {admin}
 fi
@@ -74,7 +75,7 @@ printf '%s ALL=(ALL:ALL) {sudo_tag}ALL\\n' {admin} > /etc/sudoers.d/{admin}
 chmod 0440 /etc/sudoers.d/{admin}
 install -d -m 700 -o {admin} -g {admin} /home/{admin}/.ssh
 install -m 600 -o {admin} -g {admin} "$JH/admin_key.pub" /home/{admin}/.ssh/authorized_keys
-exec {sshd} -D -e -f "$JH/sshd_config"
+exec {sshd} -D -e -f /etc/ssh/sshd_config
 """
 
 
@@ -231,10 +232,12 @@ class Jumphost:
         password_file = os.path.join(jh, "admin.chpasswd")
         with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
             handle.write(f"{ADMIN_USER}:{password}\n")
-        with open(os.path.join(jh, "sshd_config"), "w") as handle:
+        # where a jumphost's sshd reads it (the namespace's /etc), so the modules' default finds it
+        self.sshd_config = os.path.join(jh, "etc", "ssh", "sshd_config")
+        os.makedirs(os.path.dirname(self.sshd_config), exist_ok=True)
+        with open(self.sshd_config, "w") as handle:
             handle.write(SSHD_CONFIG.format(port=self.port, address=self.address, dir=jh))
-        check = subprocess.run([SSHD, "-t", "-f", os.path.join(jh, "sshd_config")], capture_output=True, text=True,
-                               check=False)
+        check = subprocess.run([SSHD, "-t", "-f", self.sshd_config], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"sshd rejected its configuration: {check.stderr.strip()}")
         log_path = os.path.join(jh, "sshd.log")

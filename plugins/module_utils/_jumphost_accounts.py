@@ -32,10 +32,12 @@ import os
 import pwd
 import re
 import signal
+import stat
 import tempfile
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
+from ansible_collections.lorawan.conduit.plugins.module_utils._jumphost_sshd import SshdConfinement, sshd_binary
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     KeyFormatError,
     authorized_key_line,
@@ -122,6 +124,13 @@ class JumphostSystem:
     def __init__(self, run_command, proc="/proc"):
         self._run_command = run_command
         self.proc = proc
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+    def run_quietly(self, argv):
+        return self._run_command(argv)
 
     def run(self, argv, what):
         status, out, err = self._run_command(argv)
@@ -167,8 +176,7 @@ class JumphostSystem:
     def host_keys(self, sshd_config):
         """The public host keys the jumphost's sshd offers (the ``HostKey`` files ``sshd -T`` names for
         ``sshd_config``), as ``type base64`` lines: what a client must pin to reach it."""
-        sshd = next((path for path in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(path)), "sshd")
-        settings = self.run([sshd, "-T", "-f", sshd_config], "reading the sshd settings in %s" % sshd_config)
+        settings = self.run([sshd_binary(), "-T", "-f", sshd_config], "reading the sshd settings in %s" % sshd_config)
         keys = []
         for line in settings.splitlines():
             name, _sep, value = line.partition(" ")
@@ -276,9 +284,9 @@ class JumphostSystem:
         self.set_owner(path, uid, gid, mode)
 
     @staticmethod
-    def write_atomic(path, text, uid, gid, mode):
-        """Temp file in the same folder, owner and mode set, fsync, rename: readers see old or new, whole."""
-        handle, temp = tempfile.mkstemp(prefix=".authorized_keys.", dir=os.path.dirname(path))
+    def write_temp(path, text, uid, gid, mode):
+        """A temp file beside ``path`` holding ``text``, owner and mode set, synced: for :meth:`replace`."""
+        handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
         try:
             with os.fdopen(handle, "w") as out:
                 out.write(text)
@@ -286,40 +294,129 @@ class JumphostSystem:
                 os.fsync(out.fileno())
             os.chown(temp, uid, gid)
             os.chmod(temp, mode)
-            os.rename(temp, path)
         except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
+            os.unlink(temp)
             raise
+        return temp
+
+    @staticmethod
+    def replace(temp, path):
+        os.rename(temp, path)
+
+    @staticmethod
+    def remove(path):
+        if os.path.lexists(path):
+            os.unlink(path)
+
+    def write_atomic(self, path, text, uid, gid, mode):
+        """Temp file in the same folder, then rename: readers see old or new, whole."""
+        temp = self.write_temp(path, text, uid, gid, mode)
+        try:
+            self.replace(temp, path)
+        except BaseException:
+            self.remove(temp)
+            raise
+
+    def sshd_pid(self, pidfile):
+        """The PID in ``pidfile`` when that process is an sshd, else None."""
+        try:
+            with open(pidfile or "/nonexistent") as handle:
+                pid = int(handle.read().split()[0])
+            with open(os.path.join(self.proc, str(pid), "comm")) as handle:
+                name = handle.read().strip()
+        except (IOError, OSError, ValueError, IndexError):
+            return None
+        return pid if name.startswith("sshd") else None
+
+    def listening_sockets(self, pid):
+        """The inodes of the listening TCP sockets process ``pid`` holds."""
+        listening = set(fields[9] for table in ("tcp", "tcp6") for fields in self._proc_net(table)
+                        if fields[3] == _LISTEN_STATE)
+        held = set()
+        fds = os.path.join(self.proc, str(pid), "fd")
+        try:
+            for fd in os.listdir(fds):
+                link = os.readlink(os.path.join(fds, fd))
+                if link.startswith("socket:[") and link[8:-1] in listening:
+                    held.add(link[8:-1])
+        except (IOError, OSError):
+            pass
+        return held
 
     @staticmethod
     def lock(path, timeout):
-        return _FileLock(path, timeout)
+        return RegistrationLock(path, timeout)
 
 
-class _FileLock:
+class RegistrationLock:
+    """The jumphost's allocation lock: a regular file in a folder only root may change, opened without following
+    links (a gateway account that could create files elsewhere cannot put anything in its place), holding the
+    PID of the registration that holds it, for the error of the one that waits."""
+
     def __init__(self, path, timeout):
         self.path = path
         self.timeout = timeout
-        self.handle = None
+        self.fd = None
+
+    def _folder(self):
+        folder = os.path.dirname(self.path) or "."
+        try:
+            os.mkdir(folder, 0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise StageError("could not create the lock folder %s: %s" % (folder, exc.strerror), STAGE)
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+            raise StageError("the lock folder %s is not a folder only root may change (%s, owner UID %d, mode %04o): "
+                             "anyone else could take the registrations' lock; use a lock_file in a folder of root's "
+                             "(the default /run/lorawan-conduit/ is made so)"
+                             % (folder, "a link" if stat.S_ISLNK(info.st_mode) else "a folder"
+                                if stat.S_ISDIR(info.st_mode) else "not a folder", info.st_uid,
+                                info.st_mode & 0o7777), STAGE)
 
     def __enter__(self):
-        self.handle = open(self.path, "a")
+        self._folder()
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                              0o600)
+        except OSError as exc:
+            raise StageError("could not open the lock file %s (%s): remove whatever stands there"
+                             % (self.path, exc.strerror), STAGE)
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            raise StageError("the lock file %s is not a regular file: remove it" % self.path, STAGE)
         deadline = time.time() + self.timeout
         while True:
             try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
-                    self.handle.close()
-                    raise StageError("could not lock %s within %d s (another registration still running?)"
-                                     % (self.path, self.timeout), STAGE)
+                    holder = self._holder()
+                    os.close(self.fd)
+                    raise StageError("could not take the registrations' lock %s within %d s: %s holds it; let it "
+                                     "finish (or end it), then run again" % (self.path, self.timeout, holder), STAGE)
             time.sleep(0.02)
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, ("%d\n" % os.getpid()).encode())
+        return self
+
+    def _holder(self):
+        try:
+            pid = int(os.pread(self.fd, 32, 0).split()[0])
+        except (OSError, ValueError, IndexError):
+            return "another registration"
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except (IOError, OSError):
+            return "another registration (PID %d, no longer running)" % pid
+        return "PID %d (%s)" % (pid, command[:120])
 
     def __exit__(self, *exc):
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
 
 
 def port_ranges(ports):
@@ -397,6 +494,32 @@ class Jumphost:
             return work()
         with self.system.lock(self.params["lock_file"], self.params["lock_timeout"]):
             return work()
+
+    def confined(self, register):
+        """``register()`` with sshd confining the group's accounts: the Match block is put in first, and checked
+        with ``sshd -T -C`` for a real account of the group (one that exists, else the first ``register()``
+        made). ``(registrations, sshd_result)``; registrations that make no tunnel need no confinement."""
+        if self.params["state"] != "present" or not self.params.get("sshd_config"):
+            return register(), {}
+        confinement = SshdConfinement(self.system, self.params["sshd_config"], self.group, self.check_mode)
+        changed, diff = confinement.ensure()
+        probe = self._group_member()
+        if probe and not (self.check_mode and changed):
+            confinement.verify(probe)
+        registrations = register()
+        if not probe and not self.check_mode:
+            probe = self._group_member()
+            if probe:
+                confinement.verify(probe)
+        sshd_result = {"sshd_config_changed": changed}
+        if diff:
+            sshd_result["diff"] = diff
+        return registrations, sshd_result
+
+    def _group_member(self):
+        gid = self.system.group_id(self.group)
+        return next((account.name for account in sorted(self.system.accounts(), key=lambda entry: entry.uid)
+                     if gid is not None and account.gid == gid), None)
 
     @staticmethod
     def listen_ports(registration):
@@ -485,10 +608,10 @@ class Registrar(Jumphost):
         raise StageError("%s: %s" % (self.gateway, message), STAGE, gateway=self.gateway, **context)
 
     def run(self):
-        result = self.under_lock(self.register)
+        result, sshd_result = self.under_lock(lambda: self.confined(self.register))
         result["unreserved_ports"], result["reserved_ports"] = self.unreserved_listen_ports([result])
         result.update(self.jumphost_host_keys())
-        return result
+        return _with_sshd_result(result, sshd_result)
 
     def register(self):
         """The registration, for a caller that holds the lock (or runs in check mode)."""
@@ -675,7 +798,7 @@ class BatchRegistrar(Jumphost):
                              gateways=twice)
 
     def run(self):
-        registrations = self.under_lock(self._register_all)
+        registrations, sshd_result = self.under_lock(lambda: self.confined(self._register_all))
         failed = sorted(name for name, entry in registrations.items() if entry.get("failed"))
         malformed, seen = [], set()
         for entry in registrations.values():
@@ -684,10 +807,11 @@ class BatchRegistrar(Jumphost):
                     seen.add((line["path"], line["line"]))
                     malformed.append(line)
         exposed, reserved = self.unreserved_listen_ports(registrations.values())
-        return {"changed": any(entry.get("changed") for entry in registrations.values()),
-                "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
-                "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved,
-                **self.jumphost_host_keys()}
+        return _with_sshd_result({
+            "changed": any(entry.get("changed") for entry in registrations.values()),
+            "registrations": registrations, "failed_gateways": failed, "malformed_lines": malformed,
+            "mode": self.mode, "unreserved_ports": exposed, "reserved_ports": reserved,
+            **self.jumphost_host_keys()}, sshd_result)
 
     def _register_all(self):
         registrations, reserved = {}, set()
@@ -705,6 +829,18 @@ class BatchRegistrar(Jumphost):
                     reserved.add(result["port"])
             registrations[entry["gateway"]] = result
         return registrations
+
+
+def _with_sshd_result(result, sshd_result):
+    """The registration result with what was done to the sshd configuration (its change, its diff)."""
+    result.setdefault("actions", [])
+    if sshd_result.get("sshd_config_changed"):
+        result["changed"] = True
+        result["actions"].insert(0, "confine the gateway accounts in the sshd configuration")
+    if "diff" in sshd_result:
+        result["sshd_config_diff"] = sshd_result["diff"]
+    result["sshd_config_changed"] = sshd_result.get("sshd_config_changed", False)
+    return result
 
 
 _TUNNEL_CHECKS = ("On the gateway check '/etc/init.d/ssh_tunnel status' and /etc/default/ssh_tunnel (REMOTE_HOST "

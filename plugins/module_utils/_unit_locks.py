@@ -70,8 +70,11 @@ class Run:
                    process_started(start, proc) or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def name(self):
-        """The run in the ledger's outcomes: the same for every stage of one ansible-playbook, never for two."""
-        return "%s@%s pid %s started %s" % (self.user, self.host, self.pid, self.started)
+        """The run in the ledger's outcomes: the same for every stage of one ansible-playbook, never for two.
+        The process's start is named by its clock tick after boot, not by a time of day: the boot time the kernel
+        reports moves with the clock's corrections, so two stages of one run could name different seconds (seen);
+        the outcome's ``at`` says when."""
+        return "%s@%s pid %s start tick %s" % (self.user, self.host, self.pid, self.start)
 
     def as_dict(self):
         return {"pid": self.pid, "start": self.start, "user": self.user, "host": self.host, "started": self.started}

@@ -25,9 +25,15 @@ description:
   - Ports are allocated under an exclusive lock (O(lock_file)), so parallel registrations never share a port; a
     port something already listens on is skipped.
   - Lines of C(authorized_keys) that do not parse are kept untouched and reported in RV(malformed_lines).
+  - With O(state=present), O(sshd_config) gets a C(Match Group <organisation>-gateways) block, before its first
+    C(Match), that refuses the group's accounts what the key line cannot (forwarding Unix sockets, which
+    C(permitlisten) and C(permitopen) do not cover) and what C(restrict) refuses already (agent and X11
+    forwarding, ttys, tun devices, C(~/.ssh/rc)). The file is replaced only if C(sshd -t) accepts the result, sshd
+    re-reads it (SIGHUP to its C(PidFile)) and the module waits until sshd listens again; C(sshd -T -C) must then
+    show a real account of the group confined, or the module fails and names the setting.
   - O(state=absent) removes the gateway (its account, or its line), ends its tunnel and frees its port.
   - With O(gateways), registers a whole batch in one session under one lock (what provisioning does). Then the
-    module fails only for what concerns the jumphost as a whole (organisation, port range, lock); a refusal that
+    module fails only for what concerns the jumphost as a whole (organisation, port range, lock, sshd); a refusal that
     concerns one gateway (its name, its key, no port left) is that gateway's entry in RV(registrations), named in
     RV(failed_gateways), and the other gateways are registered.
 author:
@@ -42,7 +48,7 @@ attributes:
     details: Returns the planned account, ports and key file; takes no lock and changes nothing.
   diff_mode:
     support: full
-    details: Shows the change of C(authorized_keys).
+    details: Shows the change of C(authorized_keys) and of the sshd configuration.
   idempotent:
     support: full
 options:
@@ -77,17 +83,22 @@ options:
     choices: [present, absent]
     default: present
   lock_file:
-    description: The file locked while ports are allocated; every run on one jumphost must use the same.
+    description:
+      - The file locked while ports are allocated; every run on one jumphost must use the same.
+      - Its folder must be one only root may change (the module makes the default's, mode C(0700)); the file is
+        opened without following links and must be a regular file.
     type: path
-    default: /run/lock/lorawan-conduit-jumphost.lock
+    default: /run/lorawan-conduit/jumphost.lock
   lock_timeout:
     description: Seconds to wait for the lock.
     type: int
     default: 120
   sshd_config:
     description:
-      - The configuration the jumphost's sshd runs with. With O(state=present) its C(HostKey) files (as C(sshd -T)
-        names them) are returned in RV(jumphost_host_keys), for the hand-over to pin.
+      - The configuration the jumphost's sshd runs with. With O(state=present) it gets the gateways' C(Match) block
+        (see above), and its C(HostKey) files (as C(sshd -T) names them) are returned in RV(jumphost_host_keys),
+        for the hand-over to pin.
+      - A link is followed, so the file it points to is replaced and the link stays.
     type: path
     default: /etc/ssh/sshd_config
 seealso:
@@ -231,8 +242,8 @@ previous_key_fingerprint:
   type: str
   sample: null
 actions:
-  description: What was done, or in check mode what would be done.
-  returned: with O(gateway)
+  description: What was done, or in check mode what would be done (with O(gateways), to the sshd configuration).
+  returned: always
   type: list
   elements: str
   sample: ["create account ttn-nyc-00-08-00-4a-26-f1 with UID 20075 (its tunnel port)"]
@@ -251,6 +262,12 @@ malformed_lines:
     reason:
       description: Why the line does not parse.
       type: str
+sshd_config_changed:
+  description: Whether the gateways' C(Match) block was added to (or restored in) O(sshd_config), and sshd told to
+    re-read it.
+  returned: always
+  type: bool
+  sample: false
 seconds:
   description: How long the module took, in seconds, from the controller.
   returned: always
@@ -280,7 +297,7 @@ def main():
             host_key=dict(type="str", no_log=False),
         )),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        lock_file=dict(type="path", default="/run/lock/lorawan-conduit-jumphost.lock"),
+        lock_file=dict(type="path", default="/run/lorawan-conduit/jumphost.lock"),
         lock_timeout=dict(type="int", default=120),
         sshd_config=dict(type="path", default="/etc/ssh/sshd_config"),
         **ledger_argument_spec()  # filed on the controller by the action plugin
@@ -295,11 +312,16 @@ def main():
         result = registrar(module.params, system, check_mode=module.check_mode).run()
     except StageError as exc:
         module.fail_json(msg=exc.message, stage=exc.stage, **exc.context)
+    for warning in system.warnings:
+        module.warn(warning)
     for line in result["malformed_lines"]:
         module.warn("%s line %d does not parse (%s); it was kept as it is"
                     % (line["path"], line["line"], line["reason"]))
     if result["unreserved_ports"]:
         module.warn(unreserved_ports_warning(result["unreserved_ports"], result["reserved_ports"]))
+    sshd_diff = result.pop("sshd_config_diff", None)
+    if module._diff and sshd_diff:  # pylint: disable=protected-access
+        result["diff"] = ([result["diff"]] if "diff" in result else []) + [sshd_diff]
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
         for entry in result.get("registrations", {}).values():

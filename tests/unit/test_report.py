@@ -7,7 +7,7 @@ import json
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, file_outcome
 from ansible_collections.lorawan.conduit.plugins.module_utils._report import Report
 
-RUN = "ops@bench pid 4242 started 2026-12-02T01:00:00Z"
+RUN = "ops@bench pid 4242 start tick 77"
 
 
 def _report(results, tmp_path=None, check_mode=False, **params):
