@@ -568,6 +568,23 @@ class Jumphost:
                                       self.keys_path(account)))
         return found
 
+    def claimed_ports(self, mine):
+        """``{port: where}`` for every port a key line on the jumphost may listen on (``permitlisten``), except
+        the lines ``mine(account, line)`` says are this gateway's own: ports no one else may be handed."""
+        claimed = {}
+        for account in self.system.accounts():
+            path = self.keys_path(account)
+            try:
+                text = self.system.read_text(path)
+            except (IOError, OSError):
+                continue
+            for line in parse_authorized_keys(text or ""):
+                if line.is_key and not mine(account, line):
+                    for port in _listen_ports(line):
+                        claimed.setdefault(port, "permitlisten on line %d of %s (account %s)"
+                                           % (line.number, path, account.name))
+        return claimed
+
     def _shared_registration(self, account, line):
         ports = _listen_ports(line)
         keepalive = ports[1] if len(ports) > 1 else self.plan.keepalive(ports[0])
@@ -658,9 +675,10 @@ class Registrar(Jumphost):
                     self.system.end_processes(uid=account.uid)
                     self.system.delete_account(account.name)
             return
+        claimed = self.claimed_ports(lambda owner, line: owner.name == self.gateway)
         if account is None:
             uids = set(entry.uid for entry in self.system.accounts() if self.plan.low <= entry.uid <= self.plan.top)
-            port = self.plan.allocate(uids | self.reserved, self.system.listeners())
+            port = self.plan.allocate(uids | self.reserved | set(claimed), self.system.listeners())
             if port is None:
                 self._range_full()
             if self._act("create account %s with UID %d (its tunnel port)" % (self.gateway, port)):
@@ -669,12 +687,26 @@ class Registrar(Jumphost):
             else:
                 account = Account(self.gateway, port, gid, os.path.join("/home", self.gateway), NOLOGIN)
         self.plan.check(account.uid, self.gateway)
+        twins = sorted(entry.name for entry in self.system.accounts()
+                       if entry.uid == account.uid and entry.name != account.name)
+        if twins:
+            self.fail("account %s shares UID %d with %s: the UID is the tunnel port, so two gateways would claim "
+                      "one port; give the other account another UID (usermod -u) or remove it if it is left over"
+                      % (account.name, account.uid, ", ".join(twins)))
+        self._refuse_claimed(claimed, account.uid, self.plan.keepalive(account.uid))
         if account.shell != NOLOGIN and self._act("set the shell of %s to %s" % (account.name, NOLOGIN)):
             self.system.set_shell(account.name, NOLOGIN)
         port, keepalive = account.uid, self.plan.keepalive(account.uid)
         self.result.update(user=account.name, port=port, keepalive_port=keepalive)
 
         self._install(account, account.gid if gid is None else gid, port, keepalive, lambda line: line.is_key)
+
+    def _refuse_claimed(self, claimed, port, keepalive):
+        for wanted in (port, keepalive):
+            if wanted in claimed:
+                self.fail("its port %d is also %s: two tunnels cannot listen on one port. Remove that line if it is "
+                          "left over, or remove this gateway (state absent) and register it again for a free port"
+                          % (wanted, claimed[wanted]))
 
     # --- shared ---------------------------------------------------------------------------------
 
@@ -709,15 +741,14 @@ class Registrar(Jumphost):
                 self.fail("this host key already stands on line %d of %s%s: two gateways with one host key cannot "
                           "be told apart; regenerate the host keys of one of them, or remove that line"
                           % (line.number, path, " for gateway %s" % owner if owner else " without restrictions"))
+        claimed = self.claimed_ports(lambda owner, line: owner.name == account.name and self._owned_line(line))
         if mine:
             registered = self._shared_registration(account, mine[0])
             port, keepalive = registered.port, registered.keepalive
+            self._refuse_claimed(claimed, port, keepalive)
         else:
-            assigned = set()
-            for line in lines:
-                if line.is_key:
-                    assigned.update(_listen_ports(line))
-            port = self.plan.allocate(assigned | self.reserved, self.system.listeners())
+            uids = set(entry.uid for entry in self.system.accounts() if self.plan.low <= entry.uid <= self.plan.top)
+            port = self.plan.allocate(uids | self.reserved | set(claimed), self.system.listeners())
             if port is None:
                 self._range_full()
             keepalive = self.plan.keepalive(port)

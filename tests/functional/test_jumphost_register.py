@@ -181,3 +181,20 @@ def test_removal_ends_the_tunnel_and_the_key_stops_working(jumphost, tmp_path, e
     again = subprocess.run(gateway_ssh(sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}"),
                            capture_output=True, text=True, timeout=30, check=False)
     assert again.returncode == 255 and "Permission denied" in again.stderr
+
+
+def test_ports_other_key_lines_claim_and_a_shared_uid_are_seen_on_the_real_jumphost(jumphost, tmp_path):
+    """A hand-made account whose key may listen on the range's first port, and a copy of a gateway account with
+    its UID: the next registration skips the port, the copied account's gateway is refused with both names."""
+    sim, inventory = jumphost
+    _key, public = new_key(tmp_path, "legacy")
+    layout = {"organisation": "ttn-clash", "account_mode": "per_gateway", "tunnel_port_min": 26600,
+              "keepalive_port_base": 46600}
+    sim.jumphost_run("useradd --create-home --uid 1777 legacy-ops && install -d -o legacy-ops -m 700 "
+                     "/home/legacy-ops/.ssh && echo 'permitlisten=\"localhost:26600\" %s' > "
+                     "/home/legacy-ops/.ssh/authorized_keys" % public)
+    first = run_module(inventory, "jumphost_register", dict(layout, gateway="ttn-clash-one", host_key=public))
+    assert first["port"] == 26601, first
+    sim.jumphost_run("useradd --non-unique --uid 26601 --gid ttn-clash-gateways ttn-clash-copy")
+    again = run_module(inventory, "jumphost_register", dict(layout, gateway="ttn-clash-one", host_key=public))
+    assert "shares UID 26601 with ttn-clash-copy" in again.get("msg", ""), again  # (the tree file drops "failed")

@@ -326,3 +326,56 @@ def test_the_jumphosts_host_keys_are_the_files_sshd_names(tmp_path):
     with pytest.raises(StageError) as caught:
         JumphostSystem(run_command=lambda argv: (0, "port 22\n", "")).host_keys("/etc/jh/sshd_config")
     assert "names no host key" in caught.value.message
+
+
+def _keys_file(system, account, text):
+    path = os.path.join(system.root, account, ".ssh", "authorized_keys")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["per_gateway", "shared"])
+def test_a_port_another_key_line_may_listen_on_is_never_handed_out(tmp_path, ed25519, mode):
+    """A hand-made account whose key may listen on 20000 and 20002 (and another organisation's gateway account
+    with UID 20001): the allocator skips all three, in both modes."""
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ops")
+    system.add_account("legacy", "ops", uid=1500)
+    _keys_file(system, "legacy", 'permitlisten="localhost:20000",permitlisten="20002" ' + ed25519.text() + "\n")
+    system.add_group("ttn-other-gateways")
+    system.add_account("ttn-other-gw", "ttn-other-gateways", uid=20001)
+    key = parse_public_key(_key(tmp_path, "new"))
+    result = Registrar(_params(account_mode=mode, host_key=key.text()), system).run()
+    assert result["port"] == 20003, result
+
+
+def test_a_registered_port_another_key_line_names_is_refused(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ttn-nyc-gateways")
+    system.add_account("ttn-nyc-00-08-00-4a-26-f1", "ttn-nyc-gateways", uid=20147)
+    system.add_group("ops")
+    system.add_account("legacy", "ops", uid=1500)
+    path = _keys_file(system, "legacy", "# hand-made\npermitlisten=\"localhost:40294\" " + ed25519.text() + "\n")
+    with pytest.raises(StageError) as caught:
+        Registrar(_params(host_key=ed25519.text()), system).run()
+    assert caught.value.message == (
+        "ttn-nyc-00-08-00-4a-26-f1: its port 40294 is also permitlisten on line 2 of %s (account legacy): two "
+        "tunnels cannot listen on one port. Remove that line if it is left over, or remove this gateway (state "
+        "absent) and register it again for a free port" % path)
+    assert not os.path.exists(os.path.join(str(tmp_path), "ttn-nyc-00-08-00-4a-26-f1", ".ssh"))
+
+
+def test_two_gateway_accounts_with_one_uid_are_refused(tmp_path, ed25519):
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ttn-nyc-gateways")
+    system.add_account("ttn-nyc-00-08-00-4a-26-f1", "ttn-nyc-gateways", uid=20147)
+    system.add_account("ttn-nyc-copy", "ttn-nyc-gateways", uid=20147)
+    entries = [{"gateway": "ttn-nyc-00-08-00-4a-26-f1", "host_key": ed25519.text()},
+               {"gateway": "ttn-nyc-new", "host_key": parse_public_key(_key(tmp_path, "new")).text()}]
+    result = BatchRegistrar(_batch_params(entries), system).run()
+    refused = result["registrations"]["ttn-nyc-00-08-00-4a-26-f1"]
+    assert refused["failed"] and "shares UID 20147 with ttn-nyc-copy" in refused["msg"]
+    assert result["failed_gateways"] == ["ttn-nyc-00-08-00-4a-26-f1"]
+    assert result["registrations"]["ttn-nyc-new"]["port"] == 20148
