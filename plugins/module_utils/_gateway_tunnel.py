@@ -18,6 +18,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import base64
+import hashlib
+import hmac
 import shlex
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import (
@@ -44,6 +47,7 @@ DEFAULTS_LINK = "/etc/default/ssh_tunnel"
 DEFAULTS_MODE = 0o755  # what ttn-multitech-cm's template task sets: another mode would be a change for make apply
 SCRIPT = "/var/config/init.d/ssh_tunnel"
 SCRIPT_LINK = "/etc/init.d/ssh_tunnel"
+KNOWN_HOSTS = KEYS_DIR + "/known_hosts"  # root's, through the /home/root/.ssh link: what the tunnel's ssh reads
 MAX_INIT_SCRIPT = 64 * 1024
 RC_START, RC_STOP = 10, 50  # what ttn-multitech-cm registers, so `make apply` leaves the links alone
 
@@ -119,6 +123,43 @@ def tunnel_defaults(params):
     return "\n".join(lines) + "\n"
 
 
+def known_hosts_name(host, port):
+    """How ssh names ``host:port`` in known_hosts."""
+    return host if port == 22 else "[%s]:%d" % (host, port)
+
+
+def _names(pattern, name):
+    if pattern.lower() == name.lower():
+        return True
+    if not pattern.startswith("|1|"):
+        return False
+    try:
+        salt, digest = (base64.b64decode(part) for part in pattern[3:].split("|", 1))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), digest)
+
+
+def without_host(line, name):
+    """A known_hosts line with ``name`` taken out of its host patterns (plain or hashed ``|1|salt|hash``): the line
+    as it was when it does not name it, None when nothing is left. Marker lines (``@revoked``,
+    ``@cert-authority``) are the operator's and stay."""
+    fields = line.split(None, 1)
+    if len(fields) < 2 or fields[0].startswith("#") or fields[0].startswith("@"):
+        return line
+    patterns = fields[0].split(",")
+    kept = [pattern for pattern in patterns if not _names(pattern, name)]
+    if len(kept) == len(patterns):
+        return line
+    return "%s %s" % (",".join(kept), fields[1]) if kept else None
+
+
+def pinned_known_hosts(current, name, keys):
+    """``current`` with every entry for ``name`` replaced by ``keys``: the other lines as they were, in order."""
+    kept = [line for line in (without_host(text, name) for text in current.splitlines()) if line is not None]
+    return "".join(line + "\n" for line in kept + ["%s %s" % (name, key.text(comment="")) for key in keys])
+
+
 class TunnelInstaller:
     """``gateway_tunnel``: root's keys, the tunnel files, the boot links, the running tunnel."""
 
@@ -149,6 +190,12 @@ class TunnelInstaller:
                 "its own and, through its restart handler, reboots the gateway once. Set init_script_source (role: "
                 "conduit_ttn_multitech_cm_dir) to your ttn-multitech-cm checkout to install its script instead"
                 % self.gateway)
+        self.jumphost_keys = []
+        for text in params.get("jumphost_host_keys") or []:
+            try:
+                self.jumphost_keys.append(parse_public_key(text))
+            except KeyFormatError as exc:
+                self.fail("jumphost_host_keys holds %r, which is not a public key (%s)" % (text[:40], exc))
         for name in ("remote_host", "remote_user"):
             if not params[name] or any(char.isspace() or char in "\"'$`\\" for char in params[name]):
                 self.fail("%s %r cannot go into /etc/default/ssh_tunnel" % (name, params[name]))
@@ -196,6 +243,7 @@ class TunnelInstaller:
             with self.session:
                 state = self._read()
                 self._keys(state)
+                self._known_hosts(state)
                 changed_config = self._tunnel_files(state)
                 self._start(state, changed_config)
         except DeviceSSHError as exc:
@@ -219,7 +267,7 @@ class TunnelInstaller:
     def _read(self):
         names = ["root_ssh_link", "root_ssh_dir", "root_ssh_files", "root_ssh_keys", "keys_dir", "keys",
                  "keys_mode", "defaults", "defaults_mode", "defaults_link", "script", "script_mode", "script_link",
-                 "rc_links", "running"]
+                 "rc_links", "running", "known_hosts"]
         commands = [
             "readlink %s" % ROOT_SSH,
             "test -d %s && test ! -L %s && echo directory" % (ROOT_SSH, ROOT_SSH),
@@ -236,6 +284,8 @@ class TunnelInstaller:
             "readlink %s" % SCRIPT_LINK,
             "ls /etc/rc5.d",
             "pgrep -x %s" % self.params["daemon"].rsplit("/", 1)[-1],
+            # the file the migration below keeps: /var/config's, else that of a real /home/root/.ssh
+            "cat {0} 2>/dev/null || cat {1}/known_hosts".format(KNOWN_HOSTS, ROOT_SSH),
         ]
         return dict(zip(names, read_sections(self.session, commands, sudo=True)))
 
@@ -270,6 +320,19 @@ class TunnelInstaller:
                 self._root("rm -rf {0} && ln -s {1} {0}".format(ROOT_SSH, KEYS_DIR))
         elif state["root_ssh_link"] != KEYS_DIR and self._act("link %s to %s" % (ROOT_SSH, KEYS_DIR)):
             self._root("rm -f {0} && ln -s {1} {0}".format(ROOT_SSH, KEYS_DIR))
+
+    def _known_hosts(self, state):
+        """The jumphost's host keys as the only entries for it in root's known_hosts, under /var/config. The tunnel's
+        ssh runs with ttn-multitech-cm's ``StrictHostKeyChecking=no`` (its role's variable, which ``make apply``
+        writes back), and OpenSSH then refuses every forwarding to a jumphost whose key differs from the pinned
+        one: no impostor gets the tunnel. Without a pin it would take the first key it is shown."""
+        if not self.jumphost_keys:
+            return
+        name = known_hosts_name(self.params["remote_host"], self.params["remote_ssh_port"])
+        current = state["known_hosts"] + "\n" if state["known_hosts"] else ""
+        wanted = pinned_known_hosts(current, name, self.jumphost_keys)
+        if wanted != current and self._act("pin the jumphost's host keys for %s in %s" % (name, KNOWN_HOSTS)):
+            self._put(KNOWN_HOSTS, wanted, 0o644)
 
     def _tunnel_files(self, state):
         changed = False
@@ -324,6 +387,7 @@ def _gateway_tunnel_options():
         local_port=dict(type="int", default=22),
         daemon=dict(type="path", default="/usr/bin/autossh"),
         ssh_key=dict(type="path", default="/etc/ssh/ssh_host_rsa_key", no_log=False),
+        jumphost_host_keys=dict(type="list", elements="str", default=[], no_log=False),
         init_script_source=dict(type="path"),
         time_sync=dict(type="bool", default=True),
         ntp_server=dict(type="str", default="pool.ntp.org"),

@@ -86,6 +86,18 @@ options:
     description: The private key the tunnel logs in with (the unit's RSA host key, registered on the jumphost).
     type: path
     default: /etc/ssh/ssh_host_rsa_key
+  jumphost_host_keys:
+    description:
+      - The jumphost's public host keys (C(type base64) each), as
+        RV(lorawan.conduit.jumphost_register#module:jumphost_host_keys) returns them. They become the only entries
+        for O(remote_host) (with O(remote_ssh_port)) in root's C(known_hosts), under C(/var/config) where firmware
+        upgrades keep it; the other lines stay as they are.
+      - The tunnel runs with ttn-multitech-cm's C(StrictHostKeyChecking=no), which C(make apply) writes back; with
+        the key pinned, OpenSSH refuses every forwarding to a host that shows another key, so an impostor on the
+        jumphost's address gets no tunnel. Without a pin the unit would take the first key it is shown.
+    type: list
+    elements: str
+    default: []
   init_script_source:
     description:
       - A file on the controller to install as C(/var/config/init.d/ssh_tunnel), byte for byte, instead of the
@@ -120,6 +132,7 @@ EXAMPLES = r"""
     remote_user: "{{ jumphost_register_result.user }}"
     remote_port: "{{ jumphost_register_result.port }}"
     keepalive_port: "{{ jumphost_register_result.keepalive_port }}"
+    jumphost_host_keys: "{{ jumphost_register_result.jumphost_host_keys }}"
   delegate_to: localhost
 """
 

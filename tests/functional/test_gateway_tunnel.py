@@ -111,3 +111,78 @@ def test_ttn_multitech_cms_own_init_script_is_installed_byte_for_byte_and_a_bad_
         ["755", "755"]
     again = TunnelInstaller(dict(params, init_script_source=source)).run()
     assert again["changed"] is False, again["actions"]
+
+
+def _impostor_sshd(tmp_path, client_public):
+    """A real sshd on loopback with host keys of its own that lets ``client_public`` in as root: someone who took
+    the jumphost's address."""
+    from simulator.jumphost import free_ports
+    folder = tmp_path / "impostor"
+    folder.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key")], check=True)
+    (folder / "authorized_keys").write_text(client_public + "\n")
+    port = free_ports("127.0.0.1", 1)[0]
+    (folder / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPermitRootLogin prohibit-password\nUsePAM no\n"
+        "StrictModes no\nAllowTcpForwarding yes\nPasswordAuthentication no\n")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    server = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from simulator.harness import wait_until
+    wait_until(lambda: subprocess.run(["ssh-keyscan", "-p", str(port), "127.0.0.1"], capture_output=True,
+                                      check=False).stdout, 20, "the impostor sshd")
+    return server, port
+
+
+def test_the_unit_pins_the_jumphost_and_its_tunnel_forwards_nothing_to_an_impostor(sim_factory, tmp_path):
+    """The pin replaces what the unit had taken on trust for the jumphost (an impostor's key, plain and hashed),
+    keeps its other entries; then OpenSSH, run with the tunnel's own options (ttn-multitech-cm's
+    StrictHostKeyChecking=no), logs in to an impostor on the jumphost's name but refuses it the forwarding."""
+    sim = sim_factory("--mlinux", "1")
+    device = sim.devices[0]
+    jumphost_keys = [_key(tmp_path, "jumphost_ed25519"), _key(tmp_path, "jumphost_ed25519_2")]
+    client = str(tmp_path / "unit_key")
+    client_public = _key(tmp_path, "unit_key")
+    impostor, port = _impostor_sshd(tmp_path, client_public)
+    try:
+        name = f"[127.0.0.1]:{port}"
+        taken = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-p", str(port), "127.0.0.1"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        (tmp_path / "hashed").write_text(taken + "\n")
+        subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(tmp_path / "hashed")], check=True)
+        other = "gitlab.example.org " + " ".join(jumphost_keys[0].split()[:2])
+        _as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' '%s' '%s' > "
+                         "/home/root/.ssh/known_hosts" % (taken, (tmp_path / "hashed").read_text().strip(), other))
+        ledger_dir = str(tmp_path / "ledger")
+        Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type=None)).run()
+        params = dict(_connection(device, ledger_dir), authorized_keys=[_key(tmp_path, "provisioning")],
+                      remote_host="127.0.0.1", remote_ssh_port=port, remote_user="gw", remote_port=28803,
+                      keepalive_port=48806, local_port=22, daemon="/usr/bin/autossh",
+                      ssh_key="/etc/ssh/ssh_host_rsa_key", time_sync=False, ntp_server="pool.ntp.org",
+                      jumphost_host_keys=jumphost_keys)
+        planned = TunnelInstaller(params, check_mode=True).run()
+        assert f"pin the jumphost's host keys for {name} in /var/config/home/root/.ssh/known_hosts" in \
+            planned["actions"]
+        TunnelInstaller(params).run()
+        pinned = _as_root(device, "cat /home/root/.ssh/known_hosts")
+        assert pinned.splitlines() == [other] + [f"{name} " + " ".join(key.split()[:2]) for key in jumphost_keys]
+        assert TunnelInstaller(params).run()["changed"] is False
+        (tmp_path / "known_hosts").write_text(pinned)
+
+        def tunnel_ssh(known_hosts):
+            return subprocess.run(
+                ["ssh", "-F", "none", "-i", client, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                 "-o", "ServerAliveInterval=30", "-o", "StrictHostKeyChecking=no",
+                 "-o", f"UserKnownHostsFile={known_hosts}", "-R", "28803:localhost:22", "-p", str(port),
+                 "root@127.0.0.1", "true"], capture_output=True, text=True, timeout=60, check=False)
+
+        refused = tunnel_ssh(tmp_path / "known_hosts")
+        assert refused.returncode == 0, refused.stderr  # logged in: only the pin keeps the tunnel from it
+        assert "Port forwarding is disabled to avoid man-in-the-middle attacks" in refused.stderr
+        assert (tmp_path / "known_hosts").read_text() == pinned  # and the impostor's key was not added
+        unpinned = tunnel_ssh(tmp_path / "empty_known_hosts")
+        assert unpinned.returncode == 0 and "Port forwarding is disabled" not in unpinned.stderr
+    finally:
+        impostor.terminate()
+        impostor.wait(timeout=20)

@@ -113,6 +113,11 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
                                     "mts-io-sysfs show mac-eth")
         assert reached.returncode == 0, reached.stderr
         assert reached.stdout.strip().lower() == device["mac"]
+        # the unit's tunnel trusts this jumphost only: its keys are pinned in root's persistent known_hosts
+        pinned = _through_jumphost(sim, workdir, host_vars["ansible_port"], record["host_keys"]["rsa"],
+                                   "cat /var/config/home/root/.ssh/known_hosts")
+        with open(sim.jumphost["known_hosts"]) as handle:
+            assert sorted(pinned.stdout.splitlines()) == sorted(handle.read().splitlines()), pinned.stdout
 
     sim.clear_fault("aep-08")
     sim.wait_state("aep-08", "mlinux", timeout=60)
