@@ -339,6 +339,8 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         "mlinux_upgrade_image": os.path.join(images, "ttni-base-image-{product_type}-upgrade.bin"),
         "mlinux_upgrade_image_checksum": "", "mlinux_upgrade_expected_version": "5.3.31",
         "mlinux_upgrade_flash_timeout": 120, "aep_commission_reboot_timeout": 60,
+        # how long a run waits for a unit that does not answer (the simulated units boot in seconds)
+        "provision_boot_timeout": 10,
         "ansible_control_path_dir": os.path.join(workdir, "cp")}
     with open(os.path.join(provisioning, "group_vars", "all.yml"), "w") as handle:
         handle.write("---\n# inventory_template/provisioning, filled in for the simulated fleet\n")

@@ -116,19 +116,11 @@ else:
 from ansible_collections.lorawan.conduit.plugins.module_utils._discovery import (
     Target,
     address_name,
+    commissioned,
     discover,
     gateway_name,
     interfaces,
 )
-
-
-def _commissioned(target):
-    from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import MPowerClient, MPowerError
-    try:
-        return MPowerClient(target.address, port=target.https_port, interface=target.interface,
-                            timeout=5.0).is_commissioned()
-    except MPowerError:
-        return None
 
 
 def _ledger_records(directory):
@@ -220,7 +212,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                 https_port=self.get_option("https_port"), ssh_port=reach.get("ssh_port") or 22,
                                 name=name)
                 targets[target.key()] = target
-        found = discover(list(targets.values()), _commissioned, timeout=self.get_option("timeout"),
+        found = discover(list(targets.values()), commissioned, timeout=self.get_option("timeout"),
                          limit=self.get_option("concurrency"))
         by_mac = dict(((record.get("identity") or {}).get("mac"), name) for name, record in records.items())
         prefix = self.get_option("name_prefix")

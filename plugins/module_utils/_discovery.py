@@ -2,7 +2,8 @@
 # Copyright: lorawan.conduit contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Find Conduits: on bench ports (every unit at the same address, one per NIC), on provisioning LANs, and in the
-ledger. Used by the ``conduits`` inventory plugin.
+ledger. Used by the ``conduits`` inventory plugin, and by ``unit_state_info`` to wait for units that were still
+booting when the inventory looked.
 
 Probing is concurrent and bounded: every TCP connect is a non-blocking socket
 in one selector, at most ``limit`` at a time, each with its own deadline, so
@@ -187,7 +188,8 @@ def discover(targets, commissioned_check, timeout=1.0, limit=256, workers=16, ar
         state = classify(target, https_open, ssh_open, check)
         if target.source == "lan" and not (mac and mac.startswith(MULTITECH_OUI)) and check is None:
             continue  # neither a MultiTech MAC nor an mPower answer: not ours (the ledger vouches for its own)
-        found.append({"target": target, "state": state, "mac": mac, "https_open": https_open, "ssh_open": ssh_open})
+        found.append({"target": target, "state": state, "mac": mac, "https_open": https_open, "ssh_open": ssh_open,
+                      "commissioning": check})
     return found
 
 
@@ -198,3 +200,39 @@ def address_name(prefix, address, interface=None):
     """A name for a unit whose MAC is unknown: its NIC or its address."""
     tail = interface or address
     return prefix + _SAFE.sub("-", tail.lower()).strip("-")
+
+
+def commissioned(target):
+    """The mPower commissioning check of a unit whose HTTPS port is open: True/False, None when it does not answer
+    like mPower (yet)."""
+    from ansible_collections.lorawan.conduit.plugins.module_utils._aep_api import MPowerClient, MPowerError
+    try:
+        return MPowerClient(target.address, port=target.https_port, interface=target.interface,
+                            timeout=5.0).is_commissioned()
+    except MPowerError:
+        return None
+
+
+def settled(unit):
+    """Whether what answered tells the unit's state: SSH alone (mLinux), or an HTTPS port that answers like mPower.
+    An HTTPS port open before mPower answers is a unit still starting."""
+    return unit["state"] != "unreachable" and (not unit["https_open"] or unit["commissioning"] is not None)
+
+
+def wait_for_units(targets, wait_timeout, interval=2.0, probe_timeout=1.0, check=commissioned, clock=time.monotonic,
+                   sleep=time.sleep):
+    """``{name: {"state": ..., "waited": seconds}}`` for ``targets`` (each with its ``name``), probing those that
+    have not settled every ``interval`` seconds until ``wait_timeout``; a unit that never settled gets the state its
+    last probe showed (``unreachable`` when nothing answered)."""
+    started = clock()
+    pending = list(targets)
+    states = {}
+    while True:
+        for unit in discover([Target(target.address, target.interface, "listed", target.https_port, target.ssh_port,
+                                     target.name) for target in pending], check, timeout=probe_timeout, arp={}):
+            if settled(unit) or clock() - started >= wait_timeout:
+                states[unit["target"].name] = {"state": unit["state"], "waited": round(clock() - started, 1)}
+        pending = [target for target in pending if target.name not in states]
+        if not pending:
+            return states
+        sleep(max(0.0, min(interval, wait_timeout - (clock() - started))))

@@ -253,3 +253,19 @@ def _report_rows(provisioning: str) -> dict[str, str]:
     reports = os.path.join(provisioning, "reports")
     with open(os.path.join(reports, sorted(name for name in os.listdir(reports) if name.endswith(".md"))[-1])) as md:
         return {line.split("|")[1].strip(): line for line in md if line.startswith("| ttn-")}
+
+
+def test_a_unit_still_booting_when_discovery_looks_is_waited_for(sim_factory, tmp_path):
+    """Discovery finds one of two units silent (it boots for 20 s more): the run waits for it, up to
+    provision_boot_timeout, and takes it through every stage like the other."""
+    sim = sim_factory("--mlinux", "2", "--jumphost", "--device", "mlinux-02:startup_delay=20")
+    provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    late = _name(sim.device("mlinux-02"))
+    done = provision(provisioning, "-l", "new_gateways", "-e", "provision_boot_timeout=90")
+    assert done.returncode == 0, _failures(done)
+    assert "Wait for the units that did not answer discovery" in done.stdout
+    report = latest_report(provisioning)
+    assert sorted(report["ready"]) == sorted(_name(device) for device in sim.devices)
+    filed = _read_yaml(os.path.join(provisioning, "ledger", late + ".yml"))["stages"]
+    assert filed["accept"]["status"] == "done"

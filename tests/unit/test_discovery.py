@@ -130,3 +130,40 @@ def test_a_gateway_set_aside_is_in_every_run_s_batch(monkeypatch):
     plugin._populate({"gw-torn": {"conduit_state": "refused", "conduit_refused": "gw-torn: the ledger file ..."}})
     groups = inventory.get_groups_dict()
     assert groups["refused"] == groups["new_gateways"] == groups["provisioned"] == ["gw-torn"]
+
+
+def test_a_unit_that_starts_answering_late_is_waited_for_and_a_silent_one_until_the_timeout():
+    """Two units on loopback ports that nothing listens on yet: the "late" one's SSH port opens during the wait's
+    second pause; the other never answers. The clock is the pauses' sum, so no time passes for real."""
+    ports = []
+    for _number in range(4):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        ports.append(probe.getsockname()[1])
+        probe.close()
+    late = Target("127.0.0.1", source="listed", https_port=ports[0], ssh_port=ports[1], name="late")
+    silent = Target("127.0.0.1", source="listed", https_port=ports[2], ssh_port=ports[3], name="silent")
+    now, opened = [0.0], []
+
+    def pause(seconds):
+        now[0] += seconds
+        if len(opened) == 0 and now[0] >= 4:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", ports[1]))
+            listener.listen(1)
+            opened.append(listener)
+
+    try:
+        states = _discovery.wait_for_units([late, silent], 30, interval=2.0, probe_timeout=0.5,
+                                           check=lambda target: None, clock=lambda: now[0], sleep=pause)
+    finally:
+        for listener in opened:
+            listener.close()
+    assert states == {"late": {"state": "mlinux", "waited": 4.0}, "silent": {"state": "unreachable", "waited": 30.0}}
+
+
+def test_an_https_port_open_before_mpower_answers_is_not_settled():
+    unit = {"state": "aep", "https_open": True, "ssh_open": False, "commissioning": None}
+    assert not _discovery.settled(unit)
+    assert _discovery.settled(dict(unit, commissioning=False))
+    assert _discovery.settled({"state": "mlinux", "https_open": False, "ssh_open": True, "commissioning": None})
