@@ -322,15 +322,15 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         yaml.safe_dump({"jumphosts": jumphosts}, handle, sort_keys=False)
     with open(os.path.join(provisioning, "bench.conduits.yml"), "w") as handle:
         yaml.safe_dump({"plugin": "lorawan.conduit.conduits", "networks": networks or [],
-                        "addresses": addresses or [], "ledger_dir": "ledger", "name_prefix": prefix}, handle)
+                        "addresses": addresses or [], "ledger_dir": "../ledger", "name_prefix": prefix}, handle)
     jump = sim.jumphost
     device = sim.devices[0]
     with open(jump["admin_key"] + ".pub") as handle:
         provisioning_key = handle.read().strip()
     settings = {
-        "conduit_org_dir": os.path.join(workdir, "org"), "conduit_ledger_dir": "{{ inventory_dir }}/ledger",
-        "conduit_report_dir": "{{ inventory_dir }}/reports", "conduit_aep_password": "Demo#Pass+1",
-        "conduit_mlinux_password": device["credentials"]["mlinux"]["password"],
+        "conduit_org_dir": os.path.join(workdir, "org"), "conduit_ledger_dir": "{{ inventory_dir | dirname }}/ledger",
+        "conduit_report_dir": "{{ inventory_dir | dirname }}/reports",
+        "conduit_aep_password": "{{ vault_aep_password }}", "conduit_mlinux_password": "{{ vault_mlinux_password }}",
         "conduit_authorized_keys": [provisioning_key], "jumphost_register_organisation": prefix.rstrip("-"),
         # the checkout the units' own device scripts come from: the gateways get its ssh_tunnel init script
         "conduit_ttn_multitech_cm_dir": ttn_multitech_cm_checkout() or "",
@@ -342,10 +342,23 @@ def write_provisioning(sim: Simulator, workdir: str, prefix: str, addresses: lis
         # how long a run waits for a unit that does not answer (the simulated units boot in seconds)
         "provision_boot_timeout": 10,
         "ansible_control_path_dir": os.path.join(workdir, "cp")}
-    with open(os.path.join(provisioning, "group_vars", "all.yml"), "w") as handle:
+    with open(os.path.join(provisioning, "group_vars", "all", "main.yml"), "w") as handle:
         handle.write("---\n# inventory_template/provisioning, filled in for the simulated fleet\n")
         yaml.safe_dump(settings, handle, sort_keys=False)
+    # where the README's ansible-vault step puts them; not encrypted here (a test encrypts it as the README does)
+    with open(os.path.join(provisioning, "group_vars", "all", "vault.yml"), "w") as handle:
+        yaml.safe_dump({"vault_aep_password": "Demo#Pass+1",
+                        "vault_mlinux_password": device["credentials"]["mlinux"]["password"]}, handle)
     return provisioning
+
+
+def ledger_folder(provisioning: str) -> str:
+    """Where the template keeps the ledger: beside the inventory folder."""
+    return os.path.join(os.path.dirname(provisioning), "ledger")
+
+
+def report_folder(provisioning: str) -> str:
+    return os.path.join(os.path.dirname(provisioning), "reports")
 
 
 def fill_org(sim: Simulator, org: str) -> None:
@@ -431,8 +444,8 @@ def processes_of(needle: str) -> list[int]:
 
 def latest_report(provisioning: str) -> dict[str, Any]:
     """The JSON report of the last provision run over ``provisioning``."""
-    reports = sorted(name for name in os.listdir(os.path.join(provisioning, "reports")) if name.endswith(".json"))
-    with open(os.path.join(provisioning, "reports", reports[-1])) as handle:
+    reports = sorted(name for name in os.listdir(report_folder(provisioning)) if name.endswith(".json"))
+    with open(os.path.join(report_folder(provisioning), reports[-1])) as handle:
         return json.load(handle)
 
 

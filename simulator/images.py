@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 
 ROOTFS_MAGIC = b"LWC-SIMULATED-ROOTFS\n"
-DEFECTS = ("wrong-model", "bad-md5", "truncated", "not-tar", "missing-model")
+DEFECTS = ("wrong-model", "bad-md5", "truncated", "not-tar", "missing-model", "model-symlink", "md5-hardlink")
 KERNEL_SIZE = 256 * 1024
 
 
@@ -103,7 +103,11 @@ def build_image(path: str, model: str = "mtcdt", size: int = 4 * 1024 * 1024, ve
         ("rootfs.jffs2", rootfs_size, rootfs_header(version), f"rootfs/{model}/{version}/{size}"),
     ]
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as archive:
-        if defect != "missing-model":
+        if defect == "model-symlink":  # a link to a file that is not in the image
+            link = tarfile.TarInfo("model")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/hostname"
+            archive.addfile(link)
+        elif defect != "missing-model":
             label = ("mtcap" if model != "mtcap" else "mtcdt") if defect == "wrong-model" else model
             _add_bytes(archive, "model", f"{label}\n".encode())
         for name, member_size, header, seed in members:
@@ -113,7 +117,12 @@ def build_image(path: str, model: str = "mtcdt", size: int = 4 * 1024 * 1024, ve
             md5 = digest.hexdigest()
             if defect == "bad-md5" and name == "rootfs.jffs2":
                 md5 = ("0" if md5[0] != "0" else "1") + md5[1:]
-            _add_bytes(archive, f"{name}.md5", f"{md5}  -\n".encode())
+            if defect == "md5-hardlink" and name == "rootfs.jffs2":  # the checksum is another member's
+                link = tarfile.TarInfo(f"{name}.md5")
+                link.type, link.linkname = tarfile.LNKTYPE, "uImage.bin.md5"
+                archive.addfile(link)
+            else:
+                _add_bytes(archive, f"{name}.md5", f"{md5}  -\n".encode())
             info = tarfile.TarInfo(name)
             info.size = member_size
             info.mode = 0o644

@@ -202,7 +202,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _discover(self, base):
         ledger_dir = self.get_option("ledger_dir")
         if ledger_dir:
-            ledger_dir = os.path.join(base, os.path.expanduser(ledger_dir))
+            ledger_dir = os.path.normpath(os.path.join(base, os.path.expanduser(ledger_dir)))
         records, refused = _ledger_records(ledger_dir)
         targets = dict((target.key(), target) for target in self._targets())
         for name, record in records.items():

@@ -49,8 +49,12 @@ def expected_sha256(checksum, image_path):
         value = value[7:]
     if re.match(r"^[0-9a-fA-F]{64}$", value):
         return value.lower()
+    if re.match(r"^[0-9]+$", value):
+        raise ImageError("checksum %r is not 64 hex digits: YAML reads an unquoted checksum of digits alone as a "
+                         "number (its leading zeros lost); quote it" % checksum)
     if not os.path.isfile(value):
-        raise ImageError("checksum %r is neither a sha256 hex digest nor a readable checksum file" % checksum)
+        raise ImageError("checksum %r is neither a sha256 hex digest (64 hex digits) nor a readable checksum file"
+                         % checksum)
     wanted = os.path.basename(image_path)
     with open(value) as handle:
         for line in handle:
@@ -110,17 +114,22 @@ class FirmwareImage:
                 checked.append(name)
         return {"path": path, "size": size, "sha256": actual_sha256, "model": image_model, "members": checked}
 
-    @staticmethod
-    def _read_small(archive, member):
-        handle = archive.extractfile(member)
-        return handle.read(4096).decode("ascii", "replace") if handle else ""
+    def _read_small(self, archive, member):
+        handle = archive.extractfile(self._regular(member))
+        return handle.read(4096).decode("ascii", "replace")
 
-    @staticmethod
-    def _md5(archive, member, path):
+    def _regular(self, member):
+        """``member`` when it is a file of its own: an upgrade image holds no links, folders or devices."""
+        if not member.isfile():
+            kind = "a link to %s" % member.linkname if member.issym() or member.islnk() else \
+                "a folder" if member.isdir() else "a special file"
+            raise ImageError("%s: its member %s is %s, not a file: not an mLinux upgrade image as MultiTech ships "
+                             "them; download it again" % (self.path, member.name, kind))
+        return member
+
+    def _md5(self, archive, member, path):
         digest = hashlib.md5()  # nosec - the image format's own checksum
-        handle = archive.extractfile(member)
-        if handle is None:
-            raise ImageError("%s: %s is not a regular member" % (path, member.name))
+        handle = archive.extractfile(self._regular(member))
         try:
             for block in iter(lambda: handle.read(BLOCK), b""):
                 digest.update(block)

@@ -61,7 +61,7 @@ EXAMPLES = r"""
     name: "{{ inventory_hostname }}"
     address: "{{ conduit_address }}"
     password: "{{ vault_mlinux_password }}"
-    ledger_dir: "{{ inventory_dir }}/ledger"
+    ledger_dir: "{{ inventory_dir | dirname }}/ledger"
   delegate_to: localhost
   register: facts
 
@@ -70,7 +70,7 @@ EXAMPLES = r"""
     name: "{{ inventory_hostname }}"
     address: "{{ conduit_address }}"
     password: "{{ vault_mlinux_password }}"
-    ledger_dir: "{{ inventory_dir }}/ledger"
+    ledger_dir: "{{ inventory_dir | dirname }}/ledger"
     reflashed: true
   delegate_to: localhost
 """

@@ -125,7 +125,7 @@ EXAMPLES = r"""
     name: "{{ inventory_hostname }}"
     address: "{{ conduit_address }}"
     password: "{{ vault_mlinux_password }}"
-    ledger_dir: "{{ inventory_dir }}/ledger"
+    ledger_dir: "{{ inventory_dir | dirname }}/ledger"
     authorized_keys:
       - "{{ lookup('ansible.builtin.file', 'keys/provisioning.pub') }}"
     remote_host: jumphost.example.org

@@ -75,7 +75,7 @@ EXAMPLES = r"""
       commission: {gw-01: {changed: true, seconds: 41.2}}
       upgrade: {gw-01: {failed: true, msg: "gw-01: no mLinux after 900 s"}}
     report_dir: "{{ inventory_dir }}/reports"
-    ledger_dir: "{{ inventory_dir }}/ledger"
+    ledger_dir: "{{ inventory_dir | dirname }}/ledger"
     org_dir: /srv/org-ttn-nyc
   delegate_to: localhost
   run_once: true

@@ -87,7 +87,7 @@ EXAMPLES = r"""
       - name: ttn-nyc-00-08-00-4a-26-f1
         port: 20075
         host_keys: ["{{ gateway_facts_result.host_keys.rsa }}"]
-    ledger_dir: "{{ inventory_dir }}/ledger"
+    ledger_dir: "{{ inventory_dir | dirname }}/ledger"
   delegate_to: localhost
   run_once: true
   register: acceptance

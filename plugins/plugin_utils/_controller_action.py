@@ -79,6 +79,13 @@ class ControllerModule:
             if isinstance(validation.errors[0], UnsupportedError):  # worded as AnsibleModule words it
                 message = "Unsupported parameters for (%s) module: %s" % (name, message)
             self.fail_json(msg=message)
+        for option in sorted(argument_spec):
+            value = self.params.get(option)
+            if option.endswith("password") and isinstance(value, str) and any(char in value for char in "\r\n\0"):
+                self.fail_json(msg="%s: option %s holds a line break (or a NUL): a login and sudo -S take a password "
+                                   "up to the first one, so it can never be right. Look at its value in the vault or "
+                                   "vars file (a YAML block scalar, | or >, ends with a line break: use |- or a quoted "
+                                   "string); nothing was done" % (self.params.get("name") or name, option))
 
     def warn(self, warning):
         self.warnings.append(warning)

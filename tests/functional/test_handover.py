@@ -16,7 +16,7 @@ import sys
 import pytest
 import yaml
 
-from simulator.harness import REPO, latest_report, provision, write_provisioning
+from simulator.harness import REPO, latest_report, ledger_folder, provision, write_provisioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
 
@@ -41,7 +41,7 @@ def _name(device: dict, prefix: str) -> str:
 
 
 def _ledger(provisioning: str, gateway: str) -> dict:
-    with open(os.path.join(provisioning, "ledger", gateway + ".yml")) as handle:
+    with open(os.path.join(ledger_folder(provisioning), gateway + ".yml")) as handle:
         return yaml.safe_load(handle)
 
 

@@ -7,12 +7,22 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_inventory import HostsFile, load_mapping
-from simulator.harness import latest_report, provision, start_provision, wait_until, write_provisioning
+from simulator.harness import (
+    collections_root,
+    latest_report,
+    ledger_folder,
+    provision,
+    report_folder,
+    start_provision,
+    wait_until,
+    write_provisioning,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the jumphost needs root")  # CI runs as root
 
@@ -67,8 +77,8 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     assert "would change" in checked.stdout
     for device in sim.devices:  # --check sent nothing that changes state to any unit
         assert [e for e in sim.events(device["name"]) if e["kind"] == "http" and e.get("method") != "GET"] == []
-    assert not os.path.exists(os.path.join(provisioning, "ledger"))
-    assert not os.path.exists(os.path.join(provisioning, "reports"))
+    assert not os.path.exists(ledger_folder(provisioning))
+    assert not os.path.exists(report_folder(provisioning))
     assert open(os.path.join(workdir, "org", "inventory", "hosts")).read() == hosts_before
     assert os.listdir(os.path.join(workdir, "org", "inventory", "host_vars")) == ["README"]
     assert "ttn-test-gateways" not in sim.jumphost_run("getent group || true").stdout
@@ -87,14 +97,14 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     assert report["gateways"][stuck]["stages"]["upgrade"]["status"] == "failed"
     assert "flash did not complete within 15 s" in reason, reason
     # every stage filed each gateway's outcome in the ledger, failures with their words, under this run's name
-    with open(os.path.join(provisioning, "ledger", stuck + ".yml")) as handle:
+    with open(os.path.join(ledger_folder(provisioning), stuck + ".yml")) as handle:
         filed = yaml.safe_load(handle)["stages"]
     assert sorted(filed) == ["commission", "upgrade"]
     assert filed["upgrade"]["status"] == "failed" and filed["upgrade"]["reason"] == reason
     assert filed["commission"]["run"] == filed["upgrade"]["run"] == report["run"]
     assert filed["upgrade"]["seconds"] >= 15
     for name in report["ready"]:
-        with open(os.path.join(provisioning, "ledger", name + ".yml")) as handle:
+        with open(os.path.join(ledger_folder(provisioning), name + ".yml")) as handle:
             filed = yaml.safe_load(handle)["stages"]
         assert {stage: entry["status"] for stage, entry in filed.items()} == dict.fromkeys(
             ["commission", "upgrade", "identify", "register", "tunnel", "inventory", "accept"], "done"), name
@@ -107,7 +117,7 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
         device = next(d for d in sim.devices if _name(d) == name)
         with open(os.path.join(workdir, "org", "inventory", "host_vars", name + ".yml")) as handle:
             host_vars = load_mapping("hv", handle.read())
-        with open(os.path.join(provisioning, "ledger", name + ".yml")) as handle:
+        with open(os.path.join(ledger_folder(provisioning), name + ".yml")) as handle:
             record = yaml.safe_load(handle)
         reached = _through_jumphost(sim, workdir, host_vars["ansible_port"], record["host_keys"]["rsa"],
                                     "mts-io-sysfs show mac-eth")
@@ -138,7 +148,7 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
     run = start_provision(provisioning)
     try:
         # kill it once some units are identified (the ledger has their identity), nothing in the org inventory yet
-        wait_until(lambda: [path for path in glob.glob(os.path.join(provisioning, "ledger", "*.yml"))
+        wait_until(lambda: [path for path in glob.glob(os.path.join(ledger_folder(provisioning), "*.yml"))
                             if "identity" in _read_yaml(path)], 120, "an identified unit")
     finally:
         os.kill(run.pid, signal.SIGKILL)
@@ -148,7 +158,7 @@ def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
     again = provision(provisioning, "-l", "new_gateways")
     assert again.returncode == 0, again.stdout[-3000:]
     assert sorted(latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
-    written = glob.glob(os.path.join(provisioning, "ledger", "*")) + \
+    written = glob.glob(os.path.join(ledger_folder(provisioning), "*")) + \
         glob.glob(os.path.join(workdir, "org", "inventory", "host_vars", "*.yml"))
     assert len(written) == 6
     for path in written:  # every file parses, none is a leftover temp file
@@ -204,7 +214,7 @@ def test_a_jumphost_that_cannot_be_reached_fails_every_gateway_with_its_words(si
                                              "lorawan.conduit.jumphost_register there: "), register
         assert f"port {port}: Connection refused" in register["reason"], register
         assert f"fatal: [{name}]: FAILED! => {{\"changed\": false, \"msg\": \"{register['reason']}\"" in done.stdout
-        filed = _read_yaml(os.path.join(provisioning, "ledger", name + ".yml"))["stages"]
+        filed = _read_yaml(os.path.join(ledger_folder(provisioning), name + ".yml"))["stages"]
         assert filed["identify"]["status"] == "done" and filed["register"]["status"] == "failed"
         assert filed["register"]["reason"] == register["reason"]
         assert filed["register"]["run"] == report["run"] and "tunnel" not in filed
@@ -219,7 +229,7 @@ def test_a_broken_ledger_record_and_an_unreachable_gateway_fail_alone_and_the_ex
     assert first.returncode == 0, _failures(first)
     names = sorted(_name(device) for device in sim.devices)
     torn, good = names[0], names[1:]
-    ledger = os.path.join(provisioning, "ledger")
+    ledger = ledger_folder(provisioning)
     with open(os.path.join(ledger, torn + ".yml")) as handle:
         broken = handle.read().replace("stages:", "stages: [", 1)  # a hand edit that left it no YAML
     with open(os.path.join(ledger, torn + ".yml"), "w") as handle:
@@ -250,7 +260,7 @@ def test_a_broken_ledger_record_and_an_unreachable_gateway_fail_alone_and_the_ex
 
 def _report_rows(provisioning: str) -> dict[str, str]:
     """Each gateway's row of the last run's Markdown report, by name."""
-    reports = os.path.join(provisioning, "reports")
+    reports = report_folder(provisioning)
     with open(os.path.join(reports, sorted(name for name in os.listdir(reports) if name.endswith(".md"))[-1])) as md:
         return {line.split("|")[1].strip(): line for line in md if line.startswith("| ttn-")}
 
@@ -267,5 +277,41 @@ def test_a_unit_still_booting_when_discovery_looks_is_waited_for(sim_factory, tm
     assert "Wait for the units that did not answer discovery" in done.stdout
     report = latest_report(provisioning)
     assert sorted(report["ready"]) == sorted(_name(device) for device in sim.devices)
-    filed = _read_yaml(os.path.join(provisioning, "ledger", late + ".yml"))["stages"]
+    filed = _read_yaml(os.path.join(ledger_folder(provisioning), late + ".yml"))["stages"]
     assert filed["accept"]["status"] == "done"
+
+
+def test_the_documented_vault_layout_works_and_no_state_file_is_read_as_inventory(sim_factory, tmp_path):
+    """The README's layout as written: the passwords in an encrypted group_vars/all/vault.yml, the ledger and the
+    reports beside the inventory folder. A second run, with both full, reads no file of theirs as inventory: no
+    stray group, no warning about one, and the vault's password nowhere in the output."""
+    sim = sim_factory("--mlinux", "1", "--jumphost")
+    provisioning = write_provisioning(sim, str(tmp_path), prefix="ttn-test-",
+                                      addresses=[device["address"] for device in sim.devices])
+    vault = os.path.join(provisioning, "group_vars", "all", "vault.yml")
+    secret = tmp_path / "vault-pass"
+    secret.write_text("Vault#Pass-" + os.urandom(6).hex() + "\n")
+    encrypt = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-vault"), "encrypt",
+                              "--vault-password-file", str(secret), vault], capture_output=True, text=True,
+                             check=False)
+    assert encrypt.returncode == 0, encrypt.stderr
+    with open(vault) as handle:
+        assert handle.read().startswith("$ANSIBLE_VAULT;")
+    for attempt in ("first", "again"):
+        done = provision(provisioning, "-l", "new_gateways:provisioned", "--vault-password-file", str(secret))
+        assert done.returncode == 0, (attempt, _failures(done))
+        assert "valid group definition" not in done.stdout + done.stderr, attempt
+        assert "Unable to parse" not in done.stdout + done.stderr, attempt
+    assert sorted(latest_report(provisioning)["ready"]) == [_name(sim.devices[0])]
+    assert os.listdir(ledger_folder(provisioning)) and os.listdir(report_folder(provisioning))
+    graph = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", provisioning,
+                            "--graph", "--vault-password-file", str(secret)], capture_output=True, text=True,
+                           check=False, env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root()))
+    groups = sorted(line.strip(" |-@:") for line in graph.stdout.splitlines() if "@" in line)
+    assert groups == sorted(["all", "aep", "jumphosts", "mlinux", "new_gateways", "provisioned", "refused",
+                             "unreachable", "ungrouped"] + ([sim.devices[0].get("product_type")]
+                                                            if sim.devices[0].get("product_type") else [])), groups
+    assert "valid group definition" not in graph.stderr, graph.stderr
+    for password in (secret.read_text().strip(), sim.devices[0]["credentials"]["mlinux"]["password"]):
+        with open(os.path.join(os.path.dirname(provisioning), "runs.log")) as handle:
+            assert password not in handle.read()

@@ -12,7 +12,14 @@ import sys
 import pytest
 import yaml
 
-from simulator.harness import collections_root, latest_report, provision, write_provisioning
+from simulator.harness import (
+    collections_root,
+    latest_report,
+    ledger_folder,
+    provision,
+    report_folder,
+    write_provisioning,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
 
@@ -57,12 +64,12 @@ def test_planted_values_stop_their_gateway_and_are_never_evaluated(sim_factory, 
         assert "which no Conduit says; none of its values was recorded" in identify["reason"], identify
         assert f"answered {key} '" in identify["reason"], identify
         assert not os.path.exists(os.path.join(host_vars, gateway + ".yml"))
-        ledger_file = os.path.join(provisioning, "ledger", gateway + ".yml")
+        ledger_file = os.path.join(ledger_folder(provisioning), gateway + ".yml")
         with open(ledger_file) as handle:  # the failure is filed, inert; nothing the unit said is recorded as such
             filed = handle.read()
         assert "identity" not in filed and "{{" not in filed and "$(" not in filed and "\x1b" not in filed
         assert yaml.safe_load(filed)["stages"]["identify"]["reason"] == identify["reason"]
-    reports = os.path.join(provisioning, "reports")
+    reports = report_folder(provisioning)
     for name in os.listdir(reports):  # the run's JSON and Markdown reports show the values inert
         with open(os.path.join(reports, name)) as handle:
             text = handle.read()

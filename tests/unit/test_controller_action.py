@@ -63,11 +63,15 @@ def test_diff_is_returned_in_diff_mode_only_and_check_mode_reaches_the_stage():
     ({"port": "twenty-two", "password": "x1"}, "port"),
     ({"password": "x1", "colour": "red"}, "colour"),
     ({}, "one of the following is required: password, key_file"),
+    ({"password": "Tr1cky#pass\n"}, "option password holds a line break"),
+    ({"password": "Tr1cky\r\n#pass"}, "it can never be right"),
+    ({"password": "Tr1cky\0pass"}, "(or a NUL)"),
 ])
 def test_bad_options_are_refused_before_the_stage_runs(args, words):
     with pytest.raises(_ModuleDone) as done:
         ControllerModule(args, **ECHO.module_arguments())
     assert done.value.result["failed"] and words in done.value.result["msg"]
+    assert "Tr1cky" not in str(done.value.result)
 
 
 class _Filing(ControllerAction):

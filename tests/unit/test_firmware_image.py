@@ -32,8 +32,11 @@ def test_checksum_file_forms(good, tmp_path):
     sums.write_text(f"{'1' * 64}  other.bin\n")
     with pytest.raises(ImageError, match="has no sha256 line for good.bin"):
         expected_sha256(str(sums), good.path)
-    with pytest.raises(ImageError, match="neither a sha256 hex digest nor a readable checksum file"):
+    with pytest.raises(ImageError, match="neither a sha256 hex digest .* nor a readable checksum file"):
         expected_sha256("deadbeef", good.path)
+    for number in ("0", "1234"):  # what YAML made of an unquoted checksum of digits: no check is skipped
+        with pytest.raises(ImageError, match="YAML reads an unquoted checksum of digits alone as a number"):
+            expected_sha256(number, good.path)
 
 
 @pytest.mark.parametrize("defect, reason", [
@@ -42,6 +45,8 @@ def test_checksum_file_forms(good, tmp_path):
     ("truncated", "truncated"),
     ("not-tar", "not a tar archive"),
     ("missing-model", "no 'model' member"),
+    ("model-symlink", "its member model is a link to /etc/hostname, not a file"),
+    ("md5-hardlink", "its member rootfs.jffs2.md5 is a link to uImage.bin.md5, not a file"),
 ])
 def test_each_defect_names_file_and_reason(tmp_path, defect, reason):
     image = build_image(str(tmp_path / f"{defect}.bin"), model="mtcap", size=300 * 1024, defect=defect)
