@@ -132,9 +132,12 @@ class MPowerClient:
             response = self.session.request(method, self.base + path, params=query or None, json=json_body,
                                             verify=self.verify, timeout=self.timeout, allow_redirects=False)
         except requests.exceptions.SSLError as exc:
-            reason = "certificate fingerprint does not match the pinned one" \
-                if self.fingerprint and "fingerprint" in str(exc).lower() else "TLS error: %s" % _short(exc)
-            raise MPowerUnreachable(reason, path=path)
+            if self.fingerprint and "fingerprint" in str(exc).lower():
+                # not a unit still starting: another certificate answers, so waiting would change nothing
+                raise MPowerError("its TLS certificate is not the pinned one (tls_fingerprint): another device "
+                                  "answers at this address, or the unit was reset to the factory; nothing was sent "
+                                  "to it", path=path)
+            raise MPowerUnreachable("TLS error: %s" % _short(exc), path=path)
         except requests.exceptions.RequestException as exc:
             raise MPowerUnreachable("no answer: %s" % _short(exc), path=path)
         try:

@@ -94,6 +94,8 @@ class Commissioner:
             except MPowerUnreachable as exc:
                 last[0] = exc.message
                 return None
+            except MPowerError as exc:  # an answer that waiting would not change (another certificate, ...)
+                self.fail("connect", exc.message)
         state = deadline.wait_for(answered, interval=2.0)
         if state is None:
             self.fail("connect", "the mPower API did not answer within %d s (last error: %s); check the cable, "
@@ -138,12 +140,15 @@ class Commissioner:
         product_id = identity.get("product_id") or ""
         want_type = (self.params.get("expected_product_type") or "").lower()
         want_id = (self.params.get("expected_product_id") or "").lower()
+        # mPower shows the product only to a logged-in user, so a factory unit is commissioned before this check
+        changed = "its admin user %s was created (mPower shows the product only after that), nothing else was " \
+            "changed" % self.params["username"] if self.result["commissioned"] else "nothing was changed on it"
         if want_type and identity.get("product_type") != want_type:
-            self.fail("check product", "this unit is a %s (%s), expected product type %s; nothing was changed on "
-                      "it" % (identity.get("product_type"), product_id, want_type), identity=identity)
+            self.fail("check product", "this unit is a %s (%s), expected product type %s; %s"
+                      % (identity.get("product_type"), product_id, want_type, changed), identity=identity)
         if want_id and product_id.lower() != want_id:
-            self.fail("check product", "this unit is a %s, expected %s; nothing was changed on it"
-                      % (product_id, self.params["expected_product_id"]), identity=identity)
+            self.fail("check product", "this unit is a %s, expected %s; %s"
+                      % (product_id, self.params["expected_product_id"], changed), identity=identity)
 
     def _ssh_wanted(self):
         return {"enabled": True, "lan": True, "wan": False, "port": self.params["ssh_port"]}

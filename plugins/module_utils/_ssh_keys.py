@@ -57,7 +57,10 @@ class PublicKey:
 
 def parse_public_key(text):
     """A public key from ``ssh-rsa AAAA... comment``; raises KeyFormatError saying what is wrong."""
-    parts = (text or "").strip().split(None, 2)
+    text = (text or "").strip()
+    if any(char in text for char in "\r\n\0"):
+        raise KeyFormatError("a public key is one line, and this holds a line break (two keys, or one broken)")
+    parts = text.split(None, 2)
     if len(parts) < 2:
         raise KeyFormatError("a public key needs a key type and the base64 key data")
     key_type, blob_b64 = parts[0], parts[1]

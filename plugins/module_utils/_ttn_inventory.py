@@ -592,6 +592,16 @@ class InventoryWriter:
         return found
 
     def run(self):
+        """The hand-over; a refusal names the gateway it was for (the files' own errors name only the file)."""
+        try:
+            return self._hand_over()
+        except StageError as exc:
+            if exc.message.startswith(self.gateway + ":"):
+                raise
+            raise StageError("%s: %s" % (self.gateway, exc.message), exc.stage, **dict(exc.context,
+                                                                                       gateway=self.gateway))
+
+    def _hand_over(self):
         hostname = self.params.get("hostname") or self.gateway
         self._check_values(hostname)
         hosts_path = os.path.join(self.inventory, "hosts")
