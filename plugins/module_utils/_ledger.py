@@ -101,8 +101,11 @@ class Ledger:
                     return False
         except IOError:
             pass
-        ensure_directory(self.directory)
-        handle, temp = tempfile.mkstemp(prefix=".%s." % gateway, suffix=".tmp", dir=self.directory)
+        try:
+            ensure_directory(self.directory)
+            handle, temp = tempfile.mkstemp(prefix=".%s." % gateway, suffix=".tmp", dir=self.directory)
+        except OSError as exc:
+            raise self._unwritable(gateway, path, exc)
         try:
             with os.fdopen(handle, "w") as out:
                 out.write(text)
@@ -110,11 +113,20 @@ class Ledger:
                 os.fsync(out.fileno())
             os.chmod(temp, 0o644)
             os.rename(temp, path)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(temp):
                 os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise self._unwritable(gateway, path, exc)
             raise
         return True
+
+    @staticmethod
+    def _unwritable(gateway, path, exc):
+        """A write that failed (a full disk, a read-only folder): the record stays as it was, whole."""
+        return StageError("%s: could not write its ledger file %s (%s): it stays as it was; free space there, or make "
+                          "the folder writable, then run again" % (gateway, path, exc.strerror or exc), "ledger",
+                          gateway=gateway)
 
 
 # the outcome of a stage's latest run, filed by record_outcome; the other keys of a stage are its details
