@@ -147,7 +147,9 @@ def test_reverse_tunnel_through_the_real_jumphost(fleet, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     with open(key + ".pub") as handle:
         provisioning_pub = handle.read()
-    port, keepalive = free_ports("127.0.0.1", 2)
+    # the keepalive pair from the block this simulator holds: a pair from the ephemeral range can be taken by any
+    # outgoing connection before autossh binds it (seen under load)
+    port, keepalive = free_ports("127.0.0.1", 1)[0], fleet.jumphost["keepalive_port_base"] + 0
     _install_tunnel(fleet, "mlinux-02", port, keepalive, provisioning_pub)
     wait_until(lambda: fleet.live("mlinux-02")["tunnel_status"] == "up", 30, "tunnel up")
     device = fleet.device("mlinux-02")
@@ -166,7 +168,9 @@ def test_reverse_tunnel_through_the_real_jumphost(fleet, tmp_path):
 
 
 def test_tunnel_refused_port_is_reported(fleet, tmp_path):
-    port, keepalive = free_ports("127.0.0.1", 2)
+    # the keepalive pair from the block this simulator holds: a pair from the ephemeral range can be taken by any
+    # outgoing connection before autossh binds it (seen under load)
+    port, keepalive = free_ports("127.0.0.1", 1)[0], fleet.jumphost["keepalive_port_base"] + 2
     _install_tunnel(fleet, "mlinux-01", port, keepalive, "")
     wait_until(lambda: fleet.live("mlinux-01")["tunnel_status"] == "up", 30, "tunnel up")
     # the gateway key may forward its own port only: point it at another one
@@ -192,7 +196,9 @@ def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
     Linux's ephemeral range, so any outgoing connection may take one) breaks autossh's monitor loop, not the
     tunnel: ssh keeps its -R port, as OpenSSH does without ExitOnForwardFailure. (autossh would restart ssh at
     its next poll, ten minutes on; a restart of the tunnel brings the loop back at once.)"""
-    port, keepalive = free_ports("127.0.0.1", 2)
+    # the keepalive pair from the block this simulator holds: a pair from the ephemeral range can be taken by any
+    # outgoing connection before autossh binds it (seen under load)
+    port, keepalive = free_ports("127.0.0.1", 1)[0], fleet.jumphost["keepalive_port_base"] + 4
 
     def hold_keepalive_port():  # the local end of a connection on the jumphost, as an ephemeral port would be
         server = socket.create_server(("127.0.0.1", 0))
