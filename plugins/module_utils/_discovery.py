@@ -221,15 +221,15 @@ def settled(unit):
 
 def wait_for_units(targets, wait_timeout, interval=2.0, probe_timeout=1.0, check=commissioned, clock=time.monotonic,
                    sleep=time.sleep):
-    """``{name: {"state": ..., "waited": seconds}}`` for ``targets`` (each with its ``name``), probing those that
-    have not settled every ``interval`` seconds until ``wait_timeout``; a unit that never settled gets the state its
-    last probe showed (``unreachable`` when nothing answered)."""
+    """``{name: {"state": ..., "waited": seconds}}`` for ``targets`` (each with its ``name``, and source ``listed``
+    so that a silent one is reported, not dropped), probing those that have not settled every ``interval`` seconds
+    until ``wait_timeout``; a unit that never settled gets the state its last probe showed (``unreachable`` when
+    nothing answered)."""
     started = clock()
     pending = list(targets)
     states = {}
     while True:
-        for unit in discover([Target(target.address, target.interface, "listed", target.https_port, target.ssh_port,
-                                     target.name) for target in pending], check, timeout=probe_timeout, arp={}):
+        for unit in discover(pending, check, timeout=probe_timeout, arp={}):
             if settled(unit) or clock() - started >= wait_timeout:
                 states[unit["target"].name] = {"state": unit["state"], "waited": round(clock() - started, 1)}
         pending = [target for target in pending if target.name not in states]

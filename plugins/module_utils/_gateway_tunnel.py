@@ -34,6 +34,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts imp
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, ledger_argument_spec, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     KeyFormatError,
+    known_hosts_name,
     parse_authorized_keys,
     parse_public_key,
 )
@@ -121,11 +122,6 @@ def tunnel_defaults(params):
         'DAEMON_ARGS="-f -M %d -o ServerAliveInterval=30 -o StrictHostKeyChecking=no"' % params["keepalive_port"],
     ]
     return "\n".join(lines) + "\n"
-
-
-def known_hosts_name(host, port):
-    """How ssh names ``host:port`` in known_hosts."""
-    return host if port == 22 else "[%s]:%d" % (host, port)
 
 
 def _names(pattern, name):

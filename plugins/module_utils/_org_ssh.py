@@ -18,7 +18,11 @@ import re
 import subprocess
 import tempfile
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
+    KeyFormatError,
+    known_hosts_name,
+    parse_public_key,
+)
 
 KNOWN_HOSTS_NOTE = ("# The jumphost's host keys, as its sshd offers them (lorawan.conduit.ttn_inventory writes them;\n"
                     "# the organisation's ssh_config reads this file for the jump leg of make ping and make apply).\n")
@@ -46,13 +50,12 @@ def ssh_settings(ssh_config, host):
     return settings
 
 
-def known_hosts_name(settings):
+def lookup_name(settings):
     """The name ssh looks the host's key up under: its HostKeyAlias, else its HostName (``[name]:port`` off 22)."""
     alias = settings.get("hostkeyalias")
     if alias and alias != "none":
         return alias
-    port = int(settings.get("port") or 22)
-    return settings["hostname"] if port == 22 else "[%s]:%d" % (settings["hostname"], port)
+    return known_hosts_name(settings["hostname"], settings.get("port") or 22)
 
 
 def _known_entries(path, name):
@@ -135,7 +138,7 @@ def jump_leg_plan(ssh_config, host, host_keys, read):
         except KeyFormatError as exc:
             raise JumpLegError("the jumphost's host key %r is not a public key (%s)" % (key, exc))
     settings = ssh_settings(ssh_config, host)
-    name = known_hosts_name(settings)
+    name = lookup_name(settings)
     files = _files(settings.get("userknownhostsfile")) + _files(settings.get("globalknownhostsfile"))
     stale = []
     for path in files:

@@ -90,6 +90,11 @@ def _whole_strings(blob):
     return offset == len(blob) and len(blob) > 8
 
 
+def known_hosts_name(host, port):
+    """How ssh names ``host`` on ``port`` in known_hosts: the bare name on 22, ``[host]:port`` elsewhere."""
+    return host if int(port) == 22 else "[%s]:%d" % (host, int(port))
+
+
 def key_fingerprint(line):
     """OpenSSH-style ``SHA256:...`` fingerprint of a public key line."""
     return parse_public_key(line).fingerprint

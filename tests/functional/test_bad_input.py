@@ -8,12 +8,8 @@ homes) or in the operator's files (the organisation's inventory, the ledger), an
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,12 +18,11 @@ import yaml
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import OUTCOME_KEYS
 
-from simulator.harness import collections_root, fill_org, start_simulator, write_inventory
+from simulator.harness import fill_org, start_simulator, write_inventory
 from simulator.harness import REPO
 from simulator.images import build_image
+from tests.functional.test_jumphost_register import run_module
 
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
-ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 SKIPPED_ON_UNITS = ("tmp", "run", "proc", "dev", "sys", os.path.join("var", "log"), os.path.join("var", "volatile"))
 
 
@@ -111,26 +106,14 @@ def _fleet(tmp_path_factory):
     mlinux = [device for device in sim.devices if device["firmware"] == "mlinux"][0]
     aep = [device for device in sim.devices if device["firmware"] == "aep"][0]
     fleet = Fleet(sim, inventory, work, os.path.join(work, "ledger"), org, images, mlinux, aep)
-    identified = _ansible(fleet, "localhost", "gateway_facts", dict(_mlinux_login(fleet), ledger_dir=fleet.ledger))
+    identified = run_module(inventory, "gateway_facts", dict(_mlinux_login(fleet), ledger_dir=fleet.ledger),
+                            host="localhost", become=False)
     assert identified["rc"] == 0, identified["printed"][-2000:]
     # a configuration sshd rejects, for the register stage to leave alone
     sim.jumphost_run("cp /etc/ssh/sshd_config /etc/ssh/sshd_config.broken && "
                      "echo 'NoSuchKeyword yes' >> /etc/ssh/sshd_config.broken")
     yield fleet
     sim.stop()
-
-
-def _ansible(fleet, host, module, args, become=False):
-    with tempfile.TemporaryDirectory() as tree:
-        argv = [ANSIBLE, "-i", fleet.inventory, host, "-t", tree, "-m", "lorawan.conduit." + module,
-                "-a", json.dumps(args)] + (["--become"] if become else [])
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
-                              check=False, env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root()))
-        result = {}
-        if os.path.exists(os.path.join(tree, host)):
-            with open(os.path.join(tree, host)) as handle:
-                result = json.load(handle)
-    return dict(result, rc=done.returncode, printed=done.stdout + done.stderr)
 
 
 def _mlinux_login(fleet, **overrides):
@@ -366,7 +349,8 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(fleet, case):
 
 def _check(fleet, case):
     before = _snapshot(fleet)
-    result = _ansible(fleet, case.host, case.module, case.args(fleet), become=case.host == "jumphost")
+    result = run_module(fleet.inventory, case.module, case.args(fleet), host=case.host,
+                        become=case.host == "jumphost", timeout=180)
     gateway = case.gateway.format(mlinux=fleet.mlinux["name"], aep=fleet.aep["name"])
     message = result.get("msg", "")
     assert result["rc"] != 0, result["printed"][-3000:]

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 from simulator.harness import start_simulator, wait_until, write_inventory
-from tests.functional.test_jumphost_register import gateway_ssh, new_key, run_module
+from tests.functional.test_jumphost_register import gateway_ssh, new_key, run_module, serving_echo
 
 REFUSED_LISTEN = "remote port forwarding failed"
 REFUSED_OPEN = "administratively prohibited"
@@ -44,23 +44,9 @@ def _fleet(tmp_path_factory):
         assert not registered.get("failed"), registered
         gateways[name] = dict(registered, key=key, layout=layout)
     # the unit's side of the tunnel: what -R forwards to, on this machine's loopback
-    echo = socket.socket()
-    echo.bind(("127.0.0.1", 0))
-    echo.listen(8)
-    threading.Thread(target=_echo, args=(echo,), daemon=True).start()
-    yield sim, inventory, gateways, echo.getsockname()[1]
-    echo.close()
+    with serving_echo() as echo_port:
+        yield sim, inventory, gateways, echo_port
     sim.stop()
-
-
-def _echo(server):
-    while True:
-        try:
-            conn, _peer = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.sendall(conn.recv(1024))
 
 
 def _attacker(fleet, *args, user=None, key=None):

@@ -3,6 +3,7 @@ OpenSSH client uses the registered key the way a gateway's autossh would, and tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -29,9 +30,9 @@ def jumphost(tmp_path_factory):
     sim.stop()
 
 
-@pytest.fixture
-def echo_server():
-    """A TCP echo server on loopback: what the tunnel forwards to, so traffic through it can be seen."""
+@contextlib.contextmanager
+def serving_echo():
+    """A TCP echo server on loopback: what the tunnel forwards to, so traffic through it can be seen; its port."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -47,22 +48,33 @@ def echo_server():
                 conn.sendall(data)
 
     threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
 
 
-def run_module(inventory: str, module: str, args: dict, check: bool = False) -> dict:
-    """Run a module on the jumphost with become; its result, from the ``tree`` callback's file, and what ansible
-    printed (``printed``)."""
+@pytest.fixture
+def echo_server():
+    with serving_echo() as port:
+        yield port
+
+
+def run_module(inventory: str, module: str, args: dict, check: bool = False, host: str = "jumphost",
+               become: bool = True, timeout: float = 120) -> dict:
+    """Run a module on ``host`` (the jumphost with become, unless told otherwise) as an ``ansible`` task; its result,
+    from the ``tree`` callback's file, what ansible printed (``printed``) and its exit status (``rc``: the file
+    leaves out ``failed``)."""
     with tempfile.TemporaryDirectory() as tree:
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root())
-        argv = [ANSIBLE, "-i", inventory, "jumphost", "--become", "-t", tree, "-m", f"lorawan.conduit.{module}",
-                "-a", json.dumps(args)] + (["--check"] if check else [])
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=120,
-                              check=False)
-        assert os.path.exists(os.path.join(tree, "jumphost")), done.stdout + done.stderr
-        with open(os.path.join(tree, "jumphost")) as handle:
-            return dict(json.load(handle), printed=done.stdout + done.stderr)  # warnings are printed, not kept
+        argv = [ANSIBLE, "-i", inventory, host, "-t", tree, "-m", f"lorawan.conduit.{module}",
+                "-a", json.dumps(args)] + (["--become"] if become else []) + (["--check"] if check else [])
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                              timeout=timeout, check=False)
+        assert os.path.exists(os.path.join(tree, host)), done.stdout + done.stderr
+        with open(os.path.join(tree, host)) as handle:
+            # warnings are printed, not kept
+            return dict(json.load(handle), printed=done.stdout + done.stderr, rc=done.returncode)
 
 
 def new_key(tmp_path, name: str) -> tuple[str, str]:

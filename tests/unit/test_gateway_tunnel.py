@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import (
-    known_hosts_name,
-    without_host,
-    pinned_known_hosts,
-)
-from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import parse_public_key
+from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import pinned_known_hosts, without_host
+from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import known_hosts_name, parse_public_key
 
 
 def _public(tmp_path, name):
