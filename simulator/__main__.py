@@ -48,8 +48,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                        help="size of the /var/volatile tmpfs (where /tmp lives)")
     serve.add_argument("--device", action="append", default=[], metavar="NAME:KNOB=VALUE[,...]",
                        help="per-device settings: product, cellular, commissioned, ssh_enabled, "
-                            "startup_delay, never_return, drop_upload_after, keep_host_keys, ntp_reachable, "
-                            "reboot_time, flash_time, boot_time, volatile_mib, post_flash_address")
+                            "startup_delay, never_return, drop_upload_after, upload_rate, keep_host_keys, "
+                            "ntp_reachable, reboot_time, flash_time, boot_time, volatile_mib, post_flash_address")
     serve.add_argument("--log-level", default="WARNING")
 
 

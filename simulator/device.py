@@ -45,6 +45,7 @@ class Knobs:
     startup_delay: float = 0.0
     never_return: bool = False
     drop_upload_after: int = 0
+    upload_rate: float = 0.0
     keep_host_keys: bool = True
     ntp_reachable: bool = True
     shutdown_grace: float = 0.5
@@ -125,7 +126,7 @@ def password_problem(password: str, username: str) -> str | None:
     return None
 
 
-UNIT_KNOBS = ("ntp_reachable", "shutdown_grace", "drop_upload_after")
+UNIT_KNOBS = ("ntp_reachable", "shutdown_grace", "drop_upload_after", "upload_rate")
 STAGED_FLAG = "/var/volatile/do_flash_upgrade"
 STAGED_IMAGE = "/var/volatile/flash-upgrade/upgrade.bin"
 # what a unit's syslog says that tests look for, as simulator events

@@ -3,7 +3,8 @@
 The manifest (YAML) is written once every device answers; it is what tests and
 the demo read to find devices and credentials. The control API (plain HTTP on
 loopback, address in the manifest) lets a test read a device's live state and
-event log, change its knobs, power-cycle it or clear a fault while it runs.
+event log, change its knobs, power-cycle it or clear a fault while it runs, and
+restart the jumphost.
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ class Fleet:
         app.router.add_post("/devices/{name}/knobs", _control_knobs)
         app.router.add_post("/devices/{name}/clear-fault", _control_clear_fault)
         app.router.add_post("/devices/{name}/power-cycle", _control_power_cycle)
+        app.router.add_post("/jumphost/restart", _control_jumphost_restart)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         address = str(self.network.network_address + 1)
@@ -222,6 +224,14 @@ class Fleet:
         await web.SockSite(runner, sock).start()
         self._control_runner = runner
         self.control_url = f"http://{address}:{sock.getsockname()[1]}"
+
+
+async def _control_jumphost_restart(request: web.Request) -> web.Response:
+    jumphost = _fleet(request).jumphost
+    if jumphost is None:
+        raise web.HTTPNotFound(text="this fleet has no jumphost")
+    await jumphost.restart(float((await request.json()).get("down", 1.0)))
+    return web.json_response({"ok": True})
 
 
 def _make_device(*, spec: DeviceSpec, **kwargs: Any) -> Device:

@@ -99,11 +99,11 @@ class Simulator:
 
     # --- control API --------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.control_url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:  # nosec - loopback control API
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec - loopback control API
             return json.loads(response.read())
 
     def live(self, name: str) -> dict[str, Any]:
@@ -120,6 +120,11 @@ class Simulator:
 
     def power_cycle(self, name: str) -> None:
         self._call("POST", f"/devices/{name}/power-cycle", {})
+
+    def restart_jumphost(self, down: float) -> None:
+        """Every session of the jumphost ends, nothing answers there for ``down`` seconds, then it is back as it
+        was; returns once it is."""
+        self._call("POST", "/jumphost/restart", {"down": down}, timeout=down + 40)
 
     def wait_state(self, name: str, state: str, timeout: float = 30,
                    run: subprocess.Popen | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -58,7 +59,9 @@ Subsystem sftp internal-sftp
 """
 
 # Runs inside the new mount namespace: private /etc and /home, then the admin
-# account, then sshd in the foreground (exec keeps one PID for the namespace).
+# account, then sshd in the foreground. The shell stays PID 1 of the namespace, so that
+# SIGUSR1 can restart the jumphost as a reboot would: every process of it killed (kill -1
+# from PID 1 spares only PID 1), nothing listening for $JH/down-seconds, sshd started anew.
 NAMESPACE_SCRIPT = """\
 set -e
 ip link set lo up
@@ -75,7 +78,18 @@ printf '%s ALL=(ALL:ALL) {sudo_tag}ALL\\n' {admin} > /etc/sudoers.d/{admin}
 chmod 0440 /etc/sudoers.d/{admin}
 install -d -m 700 -o {admin} -g {admin} /home/{admin}/.ssh
 install -m 600 -o {admin} -g {admin} "$JH/admin_key.pub" /home/{admin}/.ssh/authorized_keys
-exec {sshd} -D -e -f /etc/ssh/sshd_config
+set +e
+restarting=
+trap 'restarting=1; echo "sim: jumphost restarting" >&2; kill -KILL -1' USR1
+trap 'kill -TERM -1; exit 0' TERM
+while :; do
+    restarting=
+    {sshd} -D -e -f /etc/ssh/sshd_config &
+    wait $!
+    status=$?
+    [ -n "$restarting" ] || exit $status
+    sleep "$(cat "$JH/down-seconds")"
+done
 """
 
 
@@ -309,11 +323,30 @@ class Jumphost:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"jumphost sshd not ready after {timeout:.0f} s: {last_error}")
 
+    async def restart(self, down: float, timeout: float = 15.0) -> None:
+        """Restart the jumphost as a reboot does: every session ends at once, nothing answers for ``down``
+        seconds, then sshd listens again with the same keys, accounts and configuration. Returns once the admin
+        can log in again."""
+        assert self.process is not None
+        with open(os.path.join(self.state_dir, "down-seconds"), "w") as handle:
+            handle.write(f"{down:.3f}\n")
+        log = os.path.join(self.state_dir, "sshd.log")
+        started = _count_lines(log, "Server listening on ")
+        with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as handle:
+            init = int(handle.read().split()[0])  # unshare --fork's child: PID 1 of the jumphost
+        os.kill(init, signal.SIGUSR1)
+        deadline = time.monotonic() + down + timeout
+        while _count_lines(log, "Server listening on ") <= started:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the jumphost did not come back from its restart; see {log}")
+            await asyncio.sleep(0.05)
+        await self._wait_ready(timeout)
+
     async def stop(self) -> None:
         if self.forwarder is not None:
             await self.forwarder.stop()
-        # sshd is PID 1 of the jumphost's PID namespace: when it ends, the kernel ends every session with it (an
-        # SSH control master would otherwise keep talking to a jumphost that is gone)
+        # the shell that runs sshd is PID 1 of the jumphost's PID namespace: when it ends, the kernel ends every
+        # session with it (an SSH control master would otherwise keep talking to a jumphost that is gone)
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
             try:
@@ -327,6 +360,11 @@ class Jumphost:
         if self._keepalive_lock is not None:
             os.close(self._keepalive_lock)
             self._keepalive_lock = None
+
+
+def _count_lines(path: str, start: str) -> int:
+    with open(path, errors="replace") as handle:
+        return sum(1 for line in handle if line.startswith(start))
 
 
 def free_ports(address: str, count: int) -> list[int]:

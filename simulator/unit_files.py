@@ -238,23 +238,29 @@ sync
 # The SFTP subsystem: OpenSSH's own server. With the unit's drop_upload_after knob set, the
 # link is cut (once) after that many bytes came in, as a cable pulled mid-upload cuts it
 # (bytes passed on as they come: head -c, busybox's or coreutils', waits for more than the
-# SFTP dialogue sends before its first answer).
+# SFTP dialogue sends before its first answer). With upload_rate set (bytes per second), what
+# comes in is passed on no faster, as over a slow link.
 SFTP_SERVER = r"""#!/bin/sh
 PASS_ON='
-import os, sys
-left = int(sys.argv[1])
-while left > 0:
-    data = os.read(0, min(left, 65536))
+import os, sys, time
+left, rate = int(sys.argv[1]), float(sys.argv[2])
+started, passed = time.monotonic(), 0
+while left:
+    data = os.read(0, 65536 if left < 0 else min(left, 65536))
     if not data:
         break
     os.write(1, data)
-    left -= len(data)
+    passed += len(data)
+    left = left - len(data) if left > 0 else left
+    if rate:
+        time.sleep(max(0.0, passed / rate - (time.monotonic() - started)))
 '
+rate=$(cat /etc/sim/upload_rate 2>/dev/null || echo 0)
 knob=/etc/sim/drop_upload_after
 if [ -s $knob ]; then
     limit=$(cat $knob)
     : > $knob
-    /usr/bin/python3 -c "$PASS_ON" "$limit" | /usr/lib/openssh/sftp-server -l INFO
+    /usr/bin/python3 -c "$PASS_ON" "$limit" "$rate" | /usr/lib/openssh/sftp-server -l INFO
     logger -t sim "fault: connection dropped mid-upload"
     pid=$PPID
     while [ "$pid" -gt 1 ]; do
@@ -265,6 +271,10 @@ if [ -s $knob ]; then
         pid=$(cut -d' ' -f4 /proc/$pid/stat)
     done
     exit 1
+fi
+if [ "$rate" != 0 ]; then
+    /usr/bin/python3 -c "$PASS_ON" -1 "$rate" | /usr/lib/openssh/sftp-server -l INFO
+    exit
 fi
 exec /usr/lib/openssh/sftp-server -l INFO
 """

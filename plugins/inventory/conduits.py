@@ -146,10 +146,9 @@ def _ledger_records(directory):
 
 
 def finished(stages):
-    """Whether a gateway has been through every stage: make ping's path reached it (accept), or, in a record
-    from before the accept stage existed, it got into the organisation's inventory."""
-    stages = stages or {}
-    return stages.get("accept") == "done" or ("accept" not in stages and stages.get("inventory") == "done")
+    """Whether a gateway has been through every stage: make ping's path reached it (accept). A gateway in the
+    organisation's inventory whose accept stage never ran (the run was killed in between) is not."""
+    return (stages or {}).get("accept") == "done"
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):

@@ -49,6 +49,7 @@ UPLOAD_BLOCK = 32768
 # Fewer, larger SFTP writes: OpenSSH's sftp-server takes messages up to 256 KiB.
 SFTP_REQUEST_SIZE = 253952
 RESUME_OVERLAP = 2 * WINDOW_SIZE
+RECONNECT_WAIT = 30  # seconds an upload waits for a unit that went away mid-transfer
 
 
 class DeviceSSHError(Exception):
@@ -313,6 +314,10 @@ class DeviceSession:
                     offset = max(0, min(arrived, size) - RESUME_OVERLAP)
                 self._send(local, remote, offset, size, progress)
                 return attempt
+            except DeviceUnreachable as exc:  # from the reconnect: the unit went away, no attempt left can reach it
+                raise SessionLost("%s: upload of %s broke off, and the unit did not answer again within %d s (%s)"
+                                  % (self.label, os.path.basename(local), RECONNECT_WAIT,
+                                     exc.message.replace(self.label + ": ", "", 1)))
             except (socket.timeout, EOFError, OSError, paramiko.SSHException, SessionLost) as exc:
                 if attempt > retries:
                     raise SessionLost("%s: upload of %s failed after %d attempts (%s)" % (
@@ -320,7 +325,7 @@ class DeviceSession:
 
     def _reconnect(self, reconnect):
         self.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             try:
                 if reconnect is not None:

@@ -21,10 +21,9 @@ import copy
 import datetime
 import os
 import re
-import tempfile
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import write_atomic
 
 try:
     import yaml
@@ -102,23 +101,9 @@ class Ledger:
         except IOError:
             pass
         try:
-            ensure_directory(self.directory)
-            handle, temp = tempfile.mkstemp(prefix=".%s." % gateway, suffix=".tmp", dir=self.directory)
+            write_atomic(path, text)
         except OSError as exc:
             raise self._unwritable(gateway, path, exc)
-        try:
-            with os.fdopen(handle, "w") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o644)
-            os.rename(temp, path)
-        except BaseException as exc:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            if isinstance(exc, OSError):
-                raise self._unwritable(gateway, path, exc)
-            raise
         return True
 
     @staticmethod

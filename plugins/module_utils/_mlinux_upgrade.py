@@ -214,7 +214,11 @@ class Upgrader:
         def uploading(sent, size):
             self.progress.set("uploading", "%d of %d MB, %.1f MB/s" % (
                 sent // 1000000, size // 1000000, sent / max(self._clock() - began, 1e-6) / 1e6))
-        attempts = session.upload(image["path"], remote, progress=uploading, retries=self.params["upload_retries"])
+        try:
+            attempts = session.upload(image["path"], remote, progress=uploading, retries=self.params["upload_retries"])
+        except SessionLost as exc:
+            self.fail("upload", "%s; nothing was flashed: run again once the unit answers"
+                      % exc.message.replace(self.label + ": ", "", 1))
         seconds = max(self._clock() - began, 1e-6)
         remote_sha = session.sha256(remote)
         if remote_sha != image["sha256"]:

@@ -14,10 +14,9 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import datetime
 import json
 import os
-import tempfile
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory, write_atomic
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
 from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import Run
@@ -33,16 +32,6 @@ def _cell(outcome):
     mark = "changed" if status == "done" and outcome.get("changed") else _MARK.get(status, status)
     seconds = outcome.get("seconds")
     return "%s %.0fs" % (mark, seconds) if seconds is not None and status in ("done", "failed") else mark
-
-
-def _write(path, text):
-    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(temp, 0o644)
-    os.rename(temp, path)
 
 
 class Report:
@@ -157,8 +146,8 @@ class Report:
             stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
             document = {"date": self.now.isoformat(), "run": self.run_name, "summary": summary, "gateways": gateways, "ready": ready,
                         "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": stopped}
-            _write(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
-            _write(stem + ".md", markdown)
+            write_atomic(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
+            write_atomic(stem + ".md", markdown)
             result.update(changed=True, markdown=stem + ".md", json=stem + ".json")
         return result
 

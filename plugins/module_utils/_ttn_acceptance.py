@@ -39,7 +39,7 @@ def _ansible():
 def _reason(result):
     """What went wrong for one host, in one line, inert: ssh's words can carry what the far end sent."""
     text = result.get("msg") or result.get("module_stderr") or result.get("stderr") or "no answer"
-    return shown(" ".join(str(text).split())[:600])
+    return shown(" ".join(str(text).split()), limit=600)
 
 
 class Acceptance:

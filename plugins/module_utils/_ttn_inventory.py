@@ -16,13 +16,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import errno
-import fcntl
-import hashlib
 import os
 import re
 import shlex
 import shutil
-import tempfile
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import (
@@ -32,7 +29,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_values imp
     shown,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import FolderLock, write_atomic
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, ledger_argument_spec, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._org_ssh import JumpLegError, jump_leg_plan
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
@@ -470,63 +467,6 @@ def writable_or_refuse(path):
                          % (path, folder, os.stat(folder).st_mode & 0o7777), STAGE, file=path)
 
 
-def write_atomic(path, text, backup=None):
-    """Temp file beside the file ``path`` leads to (a symlink is followed: the link stays a link), the same mode,
-    owner and group (a new file those of its folder), fsync, rename; ``backup(path)`` first when given and it
-    exists."""
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target) or "."
-    ensure_directory(directory)
-    if os.path.exists(target):
-        stat = os.stat(target)
-        mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
-        if backup is not None:
-            backup(target)
-    else:
-        folder = os.stat(directory)
-        mode, owner = 0o644, (folder.st_uid, folder.st_gid)
-    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(target), dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        if (os.stat(temp).st_uid, os.stat(temp).st_gid) != owner:
-            os.chown(temp, owner[0], owner[1])
-        os.rename(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-class _Lock:
-    """An exclusive lock for one file, kept outside the operator's repository."""
-
-    def __init__(self, path, timeout=120):
-        digest = hashlib.sha1(os.path.realpath(path).encode("utf-8")).hexdigest()[:16]
-        self.lock_path = os.path.join(tempfile.gettempdir(), "lorawan-conduit-%s.lock" % digest)
-        self.timeout = timeout
-        self.handle = None
-
-    def __enter__(self):
-        self.handle = open(self.lock_path, "a")
-        deadline = time.time() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
-                    raise
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
 def _read(path):
     try:
         with open(path) as handle:
@@ -672,7 +612,7 @@ class InventoryWriter:
         except BaseException:
             # all or nothing: what this run wrote goes back, where no other gateway has written since
             for path, before, after in reversed(written):
-                with _Lock(path):
+                with FolderLock(path):
                     if _read(path) != after:
                         continue
                     if before is None:
@@ -806,7 +746,7 @@ class InventoryWriter:
                           % (port, name.rsplit(".", 1)[0], path))
 
     def _hosts(self, hosts_path, group):
-        with _Lock(hosts_path):
+        with FolderLock(hosts_path):
             text = _read(hosts_path)
             hosts = hosts_file(hosts_path, text)
             if hosts.groups_of(self.gateway):
@@ -844,7 +784,7 @@ class InventoryWriter:
         written = []
         if not planned:
             return written
-        with _Lock(planned[0][0]):
+        with FolderLock(planned[0][0]):
             if not self.check_mode:
                 planned = self._jump_leg()  # again under the lock: another gateway may have pinned it meanwhile
             for path, before, after in planned:

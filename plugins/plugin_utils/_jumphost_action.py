@@ -54,7 +54,9 @@ class JumphostAction(ActionBase):
             try:
                 self._remove_tmp_path(self._connection._shell.tmpdir)  # pylint: disable=protected-access
             except AnsibleError:
-                pass  # the jumphost went away: nothing left there to remove that this run could reach
+                # the jumphost went away mid-task: what is left there this run cannot reach, and Ansible's own
+                # cleanup after the task would try again and count the gateway unreachable instead of failed
+                self._connection._shell.tmpdir = None  # pylint: disable=protected-access
         result["seconds"] = round(time.monotonic() - started, 1)
         outcomes = self.outcomes(args, result, jumphost)
         for outcome in outcomes.values():

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +17,6 @@ from simulator.harness import (
     ledger_folder,
     provision,
     report_folder,
-    start_provision,
-    wait_until,
     write_provisioning,
 )
 
@@ -138,34 +134,6 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     assert sorted(latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
     assert "changed=0" not in recap[stuck]
     assert all("changed=0" in line for name, line in recap.items() if name != stuck), recap
-
-
-def test_killed_mid_run_and_run_again(sim_factory, tmp_path):
-    sim = sim_factory("--aep", "3", "--aep-mtcap", "1", "--jumphost", "--reboot-time", "1", "--flash-time", "4")
-    workdir = str(tmp_path)
-    provisioning = write_provisioning(sim, workdir, prefix="ttn-test-",
-                                      addresses=[device["address"] for device in sim.devices])
-    run = start_provision(provisioning)
-    try:
-        # kill it once some units are identified (the ledger has their identity), nothing in the org inventory yet
-        wait_until(lambda: [path for path in glob.glob(os.path.join(ledger_folder(provisioning), "*.yml"))
-                            if "identity" in _read_yaml(path)], 120, "an identified unit")
-    finally:
-        os.kill(run.pid, signal.SIGKILL)
-        run.wait()
-    for device in sim.devices:  # a flash the units had started goes on without the playbook: wait for them
-        sim.wait_state(device["name"], "mlinux", timeout=60)
-    again = provision(provisioning, "-l", "new_gateways")
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert sorted(latest_report(provisioning)["ready"]) == sorted(_name(d) for d in sim.devices)
-    written = glob.glob(os.path.join(ledger_folder(provisioning), "*")) + \
-        glob.glob(os.path.join(workdir, "org", "inventory", "host_vars", "*.yml"))
-    assert len(written) == 6
-    for path in written:  # every file parses, none is a leftover temp file
-        assert not os.path.basename(path).startswith(".")
-        with open(path) as handle:
-            assert isinstance(yaml.safe_load(handle), dict), path
-    HostsFile("hosts", open(os.path.join(workdir, "org", "inventory", "hosts")).read())
 
 
 def test_a_bad_batch_stops_and_says_why(sim_factory, tmp_path):

@@ -228,3 +228,31 @@ def test_keepalive_port_held_on_the_jumphost_leaves_the_tunnel_up(fleet):
         return fleet.jumphost_run(f"ss -H4ltn 'sport = :{keepalive}'").stdout.strip()
     wait_until(monitor_loop_listening, 30, "the monitor loop back after a restart")
     assert fleet.live("mlinux-01")["tunnel_status"] == "up"
+
+
+def _listener(fleet, port):
+    """The sshd process serving the tunnel's port on the jumphost, as ``ss`` names it."""
+    return fleet.jumphost_run(f"ss -Hltnp 'sport = :{port}'").stdout.split("users:")[-1].strip()
+
+
+def test_a_jumphost_restart_ends_every_session_and_the_tunnel_comes_back(fleet, tmp_path):
+    """The simulator's jumphost restart is a reboot's: the tunnel's session ends, nothing answers for the time
+    asked, and the unit's autossh (started with -f: it retries from the first failure on) dials in again."""
+    key = str(tmp_path / "provisioning")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    with open(key + ".pub") as handle:
+        provisioning_pub = handle.read()
+    port, keepalive = free_ports("127.0.0.1", 1)[0], fleet.jumphost["keepalive_port_base"] + 6
+    _install_tunnel(fleet, "mlinux-02", port, keepalive, provisioning_pub, user="gw-mlinux-02-restart")
+    before = wait_until(lambda: _listener(fleet, port), 30, "the tunnel listening on the jumphost")
+    assert "sshd" in before, before
+    fleet.restart_jumphost(down=2)
+    wait_until(lambda: fleet.live("mlinux-02")["tunnel_status"] == "up" and _listener(fleet, port), 60,
+               "the tunnel back after the jumphost's restart")
+    assert _listener(fleet, port) != before  # a new session of a new sshd
+    with open(fleet.jumphost["log"], errors="replace") as handle:
+        log = handle.read()
+    assert log.count("sim: jumphost restarting") == 1
+    device = fleet.device("mlinux-02")
+    reached = _ssh_through_jumphost(fleet, port, device, key, "mts-io-sysfs show mac-eth")
+    assert (reached.returncode, reached.stdout.strip().lower()) == (0, device["mac"]), reached.stderr
