@@ -263,7 +263,7 @@ class TunnelInstaller:
     def _read(self):
         names = ["root_ssh_link", "root_ssh_dir", "root_ssh_files", "root_ssh_keys", "keys_dir", "keys",
                  "keys_mode", "defaults", "defaults_mode", "defaults_link", "script", "script_mode", "script_link",
-                 "rc_links", "running", "known_hosts"]
+                 "rc_links", "running", "known_hosts", "dialling"]
         commands = [
             "readlink %s" % ROOT_SSH,
             "test -d %s && test ! -L %s && echo directory" % (ROOT_SSH, ROOT_SSH),
@@ -282,6 +282,8 @@ class TunnelInstaller:
             "pgrep -x %s" % self.params["daemon"].rsplit("/", 1)[-1],
             # the file the migration below keeps: /var/config's, else that of a real /home/root/.ssh
             "cat {0} 2>/dev/null || cat {1}/known_hosts".format(KNOWN_HOSTS, ROOT_SSH),
+            # the ssh that autossh runs: none while autossh waits out its back-off
+            "for pid in $(pgrep -x %s); do pgrep -P $pid -x ssh; done" % self.params["daemon"].rsplit("/", 1)[-1],
         ]
         return dict(zip(names, read_sections(self.session, commands, sudo=True)))
 
@@ -354,6 +356,12 @@ class TunnelInstaller:
     def _start(self, state, changed_config):
         running = bool(state["running"])
         if running and not changed_config:
+            # After failed connections (the jumphost away a while) autossh waits longer before each new try, up
+            # to AUTOSSH_POLL (10 minutes by default): the tunnel would stay down long after the jumphost is back.
+            stalled = self.params.get("restart_stalled") and not state["dialling"]
+            if stalled and self._act("restart the tunnel: autossh runs without its ssh (it waits out its back-off "
+                                     "after failed connections)"):
+                self._root("%s restart" % SCRIPT_LINK)
             return
         if self.params["time_sync"] and not self.check_mode:
             synced = self.session.sudo("ntpdate -ub %s" % shlex.quote(self.params["ntp_server"]), timeout=60)
@@ -387,6 +395,7 @@ def _gateway_tunnel_options():
         init_script_source=dict(type="path"),
         time_sync=dict(type="bool", default=True),
         ntp_server=dict(type="str", default="pool.ntp.org"),
+        restart_stalled=dict(type="bool", default=False),
     )
     spec.update(ledger_argument_spec())
     return spec

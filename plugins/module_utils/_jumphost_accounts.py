@@ -803,14 +803,33 @@ class Registrar(Jumphost):
                 what = "remove the key of %s and free port %d" % (self.gateway, port)
             self.diff = {"before_header": path, "after_header": path, "before": before or "", "after": after}
             if self._act(what):
+                self._home(account, gid)
                 self.system.ensure_dir(ssh_dir, account.uid, gid, 0o700)
                 self.system.write_atomic(path, after, account.uid, gid, 0o600)
             return
+        if self.key is not None:
+            self._home(account, gid)
         for target, mode in ((ssh_dir, 0o700), (path, 0o600)):
             seen = self.system.ownership(target)
             if seen is not None and seen != (account.uid, gid, mode) and \
                     self._act("set %s to owner %s, mode %o" % (target, account.name, mode)):
                 self.system.set_owner(target, account.uid, gid, mode)
+
+    def _home(self, account, gid):
+        """The account's home as sshd needs it to read the key file (its own, not writable by others). useradd
+        makes it root's with mode 000 first and hands it over last: a registration cut off in between (the jumphost
+        restarted, say) leaves an account whose key sshd cannot open."""
+        seen = self.system.ownership(account.home)
+        if seen is None:
+            if self._act("create %s (the account's home is missing)" % account.home):
+                self.system.ensure_dir(account.home, account.uid, gid, 0o700)
+            return
+        uid, owner_gid, mode = seen
+        fixed = (mode | 0o700) & ~0o022
+        if (uid, owner_gid) != (account.uid, gid) or fixed != mode:
+            if self._act("set %s to owner %s, mode %o (was %s:%s, mode %o: an account creation cut off?)"
+                         % (account.home, account.name, fixed, uid, owner_gid, mode)):
+                self.system.set_owner(account.home, account.uid, gid, fixed)
 
 
 class BatchRegistrar(Jumphost):

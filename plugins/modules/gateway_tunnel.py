@@ -113,6 +113,15 @@ options:
     description: The time server for O(time_sync).
     type: str
     default: pool.ntp.org
+  restart_stalled:
+    description:
+      - Restart a running tunnel whose C(autossh) has no C(ssh) - after failed connections it waits ever longer
+        before it tries again, up to C(AUTOSSH_POLL) (ten minutes by default), so a tunnel stays down long after the
+        jumphost is back.
+      - Set it when the jumphost is known to answer (the role does, the registration has just reached it); where it
+        does not, every run would restart a tunnel that cannot connect.
+    type: bool
+    default: false
 seealso:
   - module: lorawan.conduit.gateway_facts
   - module: lorawan.conduit.jumphost_register

@@ -70,7 +70,7 @@ def _subsequence(lines: list[str], within: list[str]) -> bool:
 
 def _assert_all_provisioned_and_nothing_lost(sim, provisioning: str, org: str, hosts_before: str) -> None:
     """The last run failed none, and each thing the runs wrote is whole and there once: one ledger record per unit
-    (its identity, every stage done), the organisation's inventory with every line the operator had, one account and one key
+    (its identity, every stage it needs done), the organisation's inventory with every line the operator had, one account and one key
     line per gateway on the jumphost, listening on the port its host_vars name."""
     names = sorted(_name(device) for device in sim.devices)
     assert latest_report(provisioning)["failed"] == []
@@ -80,7 +80,8 @@ def _assert_all_provisioned_and_nothing_lost(sim, provisioning: str, org: str, h
         with open(os.path.join(ledger, _name(device) + ".yml")) as handle:
             record = yaml.safe_load(handle)
         assert record["identity"]["mac"] == device["mac"], record["identity"]
-        assert {stage: entry["status"] for stage, entry in record["stages"].items()} == dict.fromkeys(STAGES, "done")
+        stages = STAGES if device["name"].startswith("aep") else STAGES[2:]  # a unit on mLinux is neither flashed
+        assert {stage: entry["status"] for stage, entry in record["stages"].items()} == dict.fromkeys(stages, "done")
     with open(os.path.join(org, "inventory", "hosts")) as handle:
         hosts_text = handle.read()
     hosts = HostsFile("hosts", hosts_text)
@@ -272,4 +273,24 @@ def test_a_jumphost_restart_mid_batch(sim_factory, tmp_path, stage):
             assert yaml.safe_load(handle)["stages"][where]["reason"] == entry["reason"]
     again = provision(provisioning, "-e", "provision_hosts=new_gateways:provisioned")
     assert again.returncode == 0, again.stdout[-3000:]
+    _assert_all_provisioned_and_nothing_lost(sim, provisioning, org, hosts_before)
+
+
+def test_an_account_whose_creation_was_cut_off_is_repaired_by_the_next_run(sim_factory, tmp_path):
+    """What a jumphost restart inside useradd leaves (seen in this suite): the account exists, its home is still
+    root's with mode 000, and the real sshd cannot open the gateway's key file, so its tunnel never comes back. The
+    next run hands the home over, and the gateway answers make ping's path again."""
+    sim, provisioning, org, hosts_before = _bench(sim_factory, tmp_path, "--mlinux", "2")
+    first = provision(provisioning, "-l", "new_gateways")
+    assert first.returncode == 0, first.stdout[-3000:]
+    broken = _name(sim.devices[0])
+    sim.jumphost_run(f"chown root:root /home/{broken} && chmod 000 /home/{broken}")
+    sim.restart_jumphost(down=1)  # every tunnel dials in again
+    refused = f"Could not open user '{broken}' authorized keys '/home/{broken}/.ssh/authorized_keys': Permission denied"
+    wait_until(lambda: refused in sim.jumphost_run(f"cat {sim.jumphost['log']}").stdout, 60, "the key file refused")
+    again = provision(provisioning, "-e", "provision_hosts=provisioned")
+    assert again.returncode == 0, again.stdout[-3000:]
+    register = latest_report(provisioning)["gateways"][broken]["stages"]["register"]
+    assert register["status"] == "done" and register["changed"], register
+    assert sim.jumphost_run(f"stat -c '%U %a' /home/{broken}").stdout.split() == [broken, "700"]
     _assert_all_provisioned_and_nothing_lost(sim, provisioning, org, hosts_before)

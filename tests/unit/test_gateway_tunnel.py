@@ -49,3 +49,34 @@ def test_only_the_jumphosts_entries_are_replaced(tmp_path):
     ]
     assert pinned_known_hosts(pinned, name, [jumphost]) == pinned
     assert pinned_known_hosts("", name, [jumphost]) == "%s %s\n" % (name, jumphost.text(comment=""))
+
+
+class _RecordingSession:
+    def __init__(self):
+        self.commands = []
+
+    def check(self, command, sudo=False, stdin=b""):
+        self.commands.append(command)
+
+
+def _installer(key):
+    from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import TunnelInstaller
+    installer = TunnelInstaller({"name": "ttn-a", "authorized_keys": [key.text()], "remote_host": "jumphost.example",
+                                 "remote_user": "ttn-a", "init_script_source": None, "time_sync": False,
+                                 "restart_stalled": True})
+    installer.session = _RecordingSession()
+    return installer
+
+
+def test_a_tunnel_whose_autossh_waits_out_its_back_off_is_restarted(tmp_path):
+    """After the jumphost was away a while, autossh runs with no ssh and waits ever longer before its next try (up
+    to ten minutes): a run that finds it so restarts the tunnel; one that finds ssh dialling leaves it alone."""
+    key = _public(tmp_path, "provisioning")
+    backing_off = _installer(key)
+    backing_off._start({"running": "412", "dialling": ""}, changed_config=False)  # pylint: disable=protected-access
+    assert backing_off.actions == ["restart the tunnel: autossh runs without its ssh (it waits out its back-off "
+                                   "after failed connections)"]
+    assert backing_off.session.commands == ["sh -c '/etc/init.d/ssh_tunnel restart'"]
+    dialling = _installer(key)
+    dialling._start({"running": "412", "dialling": "413"}, changed_config=False)  # pylint: disable=protected-access
+    assert dialling.actions == [] and dialling.session.commands == []

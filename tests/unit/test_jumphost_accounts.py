@@ -119,9 +119,10 @@ class FakeJumphost(JumphostSystem):
     def add_account(self, name, group, uid=None, comment=None):
         self.commands.append(f"useradd {name}")
         home = os.path.join(self.root, name)
-        os.makedirs(home)
+        os.makedirs(home, 0o755)
         self.users[name] = Account(name, uid if uid is not None else 900 + len(self.users), self.groups[group], home,
                                    "/usr/sbin/nologin")
+        self.owners[home] = (self.users[name].uid, self.groups[group])
 
     def set_shell(self, name, shell):
         self.commands.append(f"usermod --shell {shell} {name}")
@@ -379,3 +380,23 @@ def test_two_gateway_accounts_with_one_uid_are_refused(tmp_path, ed25519):
     assert refused["failed"] and "shares UID 20147 with ttn-nyc-copy" in refused["msg"]
     assert result["failed_gateways"] == ["ttn-nyc-00-08-00-4a-26-f1"]
     assert result["registrations"]["ttn-nyc-new"]["port"] == 20148
+
+
+def test_an_account_whose_creation_was_cut_off_gets_its_home_back(tmp_path, ed25519):
+    """useradd makes the home root's with mode 000 and hands it over last: killed in between, the account exists
+    but sshd cannot open its key file. Registering the gateway again hands the home over."""
+    system = FakeJumphost(str(tmp_path))
+    system.add_group("ttn-nyc-gateways")
+    system.add_account("ttn-nyc-00-08-00-4a-26-f1", "ttn-nyc-gateways", uid=20147)
+    home = os.path.join(str(tmp_path), "ttn-nyc-00-08-00-4a-26-f1")
+    os.chmod(home, 0)
+    system.owners[home] = (0, 0)
+    first = Registrar(_params(host_key=ed25519.text()), system).run()
+    assert (f"set {home} to owner ttn-nyc-00-08-00-4a-26-f1, mode 700 (was 0:0, mode 0: an account creation cut "
+            "off?)") in first["actions"], first["actions"]
+    assert system.ownership(home) == (20147, system.groups["ttn-nyc-gateways"], 0o700)
+    os.chmod(home, 0o775)  # writable by its group: sshd's StrictModes refuses the key file
+    again = Registrar(_params(host_key=ed25519.text()), system).run()
+    assert again["actions"] == [f"set {home} to owner ttn-nyc-00-08-00-4a-26-f1, mode 755 (was 20147:1000, mode 775: "
+                                "an account creation cut off?)"]
+    assert Registrar(_params(host_key=ed25519.text()), system).run()["changed"] is False
