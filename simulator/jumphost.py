@@ -79,7 +79,6 @@ chmod 0440 /etc/sudoers.d/{admin}
 install -d -m 700 -o {admin} -g {admin} /home/{admin}/.ssh
 install -m 600 -o {admin} -g {admin} "$JH/admin_key.pub" /home/{admin}/.ssh/authorized_keys
 set +e
-restarting=
 trap 'restarting=1; echo "sim: jumphost restarting" >&2; kill -KILL -1' USR1
 trap 'kill -TERM -1; exit 0' TERM
 while :; do

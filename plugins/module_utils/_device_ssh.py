@@ -57,6 +57,11 @@ class DeviceSSHError(Exception):
         super(DeviceSSHError, self).__init__(message)
         self.message = message
 
+    def reason(self, label):
+        """The message without the ``<label>: `` it starts with, for words that name the unit already."""
+        prefix = label + ": "
+        return self.message[len(prefix):] if self.message.startswith(prefix) else self.message
+
 
 class DeviceUnreachable(DeviceSSHError):
     """No SSH server answered (refused, timeout, reset before the banner)."""
@@ -317,7 +322,7 @@ class DeviceSession:
             except DeviceUnreachable as exc:  # from the reconnect: the unit went away, no attempt left can reach it
                 raise SessionLost("%s: upload of %s broke off, and the unit did not answer again within %d s (%s)"
                                   % (self.label, os.path.basename(local), RECONNECT_WAIT,
-                                     exc.message.replace(self.label + ": ", "", 1)))
+                                     exc.reason(self.label)))
             except (socket.timeout, EOFError, OSError, paramiko.SSHException, SessionLost) as exc:
                 if attempt > retries:
                     raise SessionLost("%s: upload of %s failed after %d attempts (%s)" % (

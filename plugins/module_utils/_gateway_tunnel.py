@@ -261,6 +261,7 @@ class TunnelInstaller:
         return result
 
     def _read(self):
+        daemon = self.params["daemon"].rsplit("/", 1)[-1]
         names = ["root_ssh_link", "root_ssh_dir", "root_ssh_files", "root_ssh_keys", "keys_dir", "keys",
                  "keys_mode", "defaults", "defaults_mode", "defaults_link", "script", "script_mode", "script_link",
                  "rc_links", "running", "known_hosts", "dialling"]
@@ -279,11 +280,11 @@ class TunnelInstaller:
             "stat -c %%a %s" % SCRIPT,
             "readlink %s" % SCRIPT_LINK,
             "ls /etc/rc5.d",
-            "pgrep -x %s" % self.params["daemon"].rsplit("/", 1)[-1],
+            "pgrep -x %s" % daemon,
             # the file the migration below keeps: /var/config's, else that of a real /home/root/.ssh
             "cat {0} 2>/dev/null || cat {1}/known_hosts".format(KNOWN_HOSTS, ROOT_SSH),
             # the ssh that autossh runs: none while autossh waits out its back-off
-            "for pid in $(pgrep -x %s); do pgrep -P $pid -x ssh; done" % self.params["daemon"].rsplit("/", 1)[-1],
+            "for pid in $(pgrep -x %s); do pgrep -P $pid -x ssh; done" % daemon,
         ]
         return dict(zip(names, read_sections(self.session, commands, sudo=True)))
 

@@ -218,7 +218,7 @@ class Upgrader:
             attempts = session.upload(image["path"], remote, progress=uploading, retries=self.params["upload_retries"])
         except SessionLost as exc:
             self.fail("upload", "%s; nothing was flashed: run again once the unit answers"
-                      % exc.message.replace(self.label + ": ", "", 1))
+                      % exc.reason(self.label))
         seconds = max(self._clock() - began, 1e-6)
         remote_sha = session.sha256(remote)
         if remote_sha != image["sha256"]:

@@ -45,9 +45,13 @@ def _filed(provisioning: str, stage: str) -> bool:
     return False
 
 
+def _events(sim, name: str, kind: str) -> list[dict]:
+    return [event for event in sim.events(name) if event["kind"] == kind]
+
+
 def _unit_saw(sim, kind: str, **fields: str) -> bool:
-    return any(event["kind"] == kind and all(event.get(key) == value for key, value in fields.items())
-               for device in sim.devices for event in sim.events(device["name"]))
+    return any(all(event.get(key) == value for key, value in fields.items())
+               for device in sim.devices for event in _events(sim, device["name"], kind))
 
 
 # what shows that the run is inside each stage, from the outside: a unit, the jumphost or the ledger
@@ -192,10 +196,6 @@ def test_a_full_disk_under_the_ledger_fails_the_run_in_words_and_loses_nothing(s
             assert yaml.safe_load(text)["stages"]["accept"]["status"] == "done"
     finally:
         subprocess.run(["umount", "-l", ledger], check=False)
-
-
-def _events(sim, name: str, kind: str) -> list[dict]:
-    return [event for event in sim.events(name) if event["kind"] == kind]
 
 
 def test_units_lost_mid_upload_hurt_themselves_only(sim_factory, tmp_path):
