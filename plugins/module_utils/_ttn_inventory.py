@@ -20,6 +20,7 @@ import os
 import re
 import shlex
 import shutil
+import threading
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import (
@@ -477,10 +478,37 @@ def _read(path):
         raise
 
 
-class InventoryWriter:
-    """``ttn_inventory``: one gateway's host_vars file and its line in ``hosts``."""
+class _TunnelPorts:
+    """The ``ssh_tunnel_remote_port`` of each host_vars file, parsed once per version of the file (inode, size,
+    mtime): a batch checks each of its gateways against every other file, and would parse the folder once per
+    gateway."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self):
+        self._ports = {}
+        self._lock = threading.Lock()
+
+    def of(self, path):
+        status = os.stat(path)
+        version = (status.st_ino, status.st_size, status.st_mtime_ns)
+        with self._lock:
+            known = self._ports.get(path)
+        if known and known[0] == version:
+            return known[1]
+        port = load_mapping(path, _read(path)).get("ssh_tunnel_remote_port")
+        with self._lock:
+            self._ports[path] = (version, port)
+        return port
+
+
+_TUNNEL_PORTS = _TunnelPorts()
+
+
+class InventoryWriter:
+    """``ttn_inventory``: one gateway's host_vars file and its line in ``hosts``; in a batch (option
+    ``gateways``), one of these per gateway, in threads that share the file locks."""
+
+    def __init__(self, params, check_mode=False, progress=None):
+        del progress  # a batch's writes take well under a progress line's interval
         self.params = params
         self.check_mode = check_mode
         self.backup = backup_copy if params.get("backup") else None
@@ -740,7 +768,7 @@ class InventoryWriter:
             path = os.path.join(folder, name)
             if path == own_path or not name.endswith((".yml", ".yaml")):
                 continue
-            if load_mapping(path, _read(path)).get("ssh_tunnel_remote_port") == port:
+            if _TUNNEL_PORTS.of(path) == port:
                 self.fail("tunnel port %d is already %s's (%s): two gateways on one port reach each other's "
                           "connections; register the gateway again on the jumphost or fix that file"
                           % (port, name.rsplit(".", 1)[0], path))
@@ -863,5 +891,6 @@ TTN_INVENTORY = StageModule(
         jump_host=dict(type="str", default="jumphost"),
         **ledger_argument_spec()
     ),
+    batch=True,
     ledger_stage=STAGE,
 )

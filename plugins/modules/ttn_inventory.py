@@ -26,7 +26,7 @@ description:
     key, value and comment stays as the operator wrote it. A new file also gets C(description), position
     placeholders and C(eth0_type).
   - The C(hosts) file keeps its comments, order and other groups; a missing group is created as a child of
-    C(conduits). Parallel runs for many gateways are serialised by a lock.
+    C(conduits). Gateways written at once (a batch, or parallel runs) take turns on it under a lock.
   - Refuses, and writes nothing, when the entry would break C(make apply) - a C(hostname) that is no valid gateway
     ID, a non-integer altitude, an C(mlinux_version) other than the installed one (C(make apply) would flash again),
     no C(ssh_tunnel_gateway_user_on_jumphost) in reach (C(make apply) would delete the tunnel), a tunnel port
@@ -50,6 +50,7 @@ author:
 extends_documentation_fragment:
   - lorawan.conduit.attributes
   - lorawan.conduit.ledger
+  - lorawan.conduit.batch
 attributes:
   check_mode:
     support: full
@@ -168,6 +169,16 @@ EXAMPLES = r"""
     identity: "{{ gateway_facts_result.identity }}"
     backup: true
   delegate_to: localhost
+
+- name: Put a batch of gateways into it at once
+  lorawan.conduit.ttn_inventory:
+    inventory_dir: /srv/org-ttn-nyc/inventory
+    gateways:
+      - {name: ttn-nyc-water-tower-3, tunnel_port: 20001, keepalive_port: 40002, jumphost_user: ttn-nyc-water-tower-3}
+      - {name: ttn-nyc-library, tunnel_port: 20002, keepalive_port: 40004, jumphost_user: ttn-nyc-library}
+    ledger_dir: /srv/provisioning/ledger
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
@@ -203,8 +214,17 @@ missing_org_vars:
   returned: success
   type: list
   elements: str
+gateways:
+  description: With O(gateways), each gateway's result by name, with the keys returned for one gateway (and C(failed), C(msg) when it failed).
+  returned: with O(gateways)
+  type: dict
+failed_gateways:
+  description: With O(gateways), the gateways that failed or were refused.
+  returned: with O(gateways)
+  type: list
+  elements: str
 seconds:
-  description: How long the module took, in seconds.
+  description: How long the module took, in seconds; with O(gateways), each gateway's result in RV(gateways) has its own.
   returned: always
   type: float
   sample: 12.3

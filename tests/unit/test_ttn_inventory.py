@@ -534,3 +534,28 @@ def test_without_the_orgs_ssh_config_the_jump_leg_is_not_pinned_and_that_is_said
     said = [warning for warning in result["warnings"] if "is not pinned for make ping's jump leg" in warning]
     assert len(said) == 1 and str(inventory.parent / "ssh_config") in said[0]
     assert not (inventory.parent / "known_hosts").exists()
+
+
+def test_a_tunnel_port_clash_is_seen_in_a_file_edited_since_it_was_last_read_and_each_file_is_parsed_once(
+        tmp_path, monkeypatch):
+    from ansible_collections.lorawan.conduit.plugins.module_utils import _ttn_inventory
+    inventory = _org(tmp_path, "")
+    parsed = []
+    real_load = _ttn_inventory.load_mapping
+    monkeypatch.setattr(_ttn_inventory, "load_mapping", lambda path, text: parsed.append(path) or real_load(path, text))
+    others = []
+    for number in range(1, 9):
+        name = "gw-%d" % number
+        del parsed[:]
+        _ttn_inventory.InventoryWriter(_tunnel_params(inventory, name=name, jumphost_user=name,
+                                                      tunnel_port=20000 + number)).run()
+        others += [path for path in parsed if "host_vars" in path and not path.endswith(name + ".yml")]
+    # the clash checks of eight writers in one process read each other gateway's file once, not once per writer
+    assert sorted(others) == sorted(str(inventory / "host_vars" / ("gw-%d.yml" % number)) for number in range(1, 8))
+    edited = inventory / "host_vars" / "gw-3.yml"
+    edited.write_text(edited.read_text().replace("20003", "20042"))
+    with pytest.raises(StageError) as caught:
+        _ttn_inventory.InventoryWriter(_tunnel_params(inventory, name="gw-9", jumphost_user="gw-9",
+                                                      tunnel_port=20042)).run()
+    assert "tunnel port 20042 is already gw-3's" in str(caught.value)
+    assert not (inventory / "host_vars" / "gw-9.yml").exists()
