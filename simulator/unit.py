@@ -257,7 +257,9 @@ class UnitRoot:
             self.write(name + ".pub", public.strip() + "\n", 0o644)
             host_keys.append(f"HostKey {name}")
         self.write("/etc/ssh/sshd_config", unit_files.SSHD_CONFIG.format(
-            port=spec.ssh_port, address=spec.address, host_keys="\n".join(host_keys), path=unit_files.DEVICE_PATH))
+            port=spec.ssh_port, address=spec.address, host_keys="\n".join(host_keys), path=unit_files.DEVICE_PATH,
+            kex=unit_files.OPENSSH_8_4_KEX))
+        self.write("/etc/ssh/ssh_config", unit_files.SSH_CONFIG.format(kex=unit_files.OPENSSH_8_4_KEX))
         # The unit's own address is its localhost: a tunnel's `-R PORT:localhost:22` reaches this unit's sshd.
         self.write("/etc/hosts", f"{spec.address}\tlocalhost {spec.hostname}\n")
 

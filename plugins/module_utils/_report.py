@@ -30,6 +30,8 @@ def _cell(outcome):
         return ""
     status = outcome.get("status", "")
     mark = "changed" if status == "done" and outcome.get("changed") else _MARK.get(status, status)
+    if outcome.get("earlier"):
+        return mark + " (earlier run)"
     seconds = outcome.get("seconds")
     return "%s %.0fs" % (mark, seconds) if seconds is not None and status in ("done", "failed") else mark
 
@@ -68,7 +70,9 @@ class Report:
             outcome = {"status": "failed", "changed": changed, "reason": str(result.get("msg") or "failed")}
         else:
             outcome = {"status": "planned" if self.check_mode and changed else "done", "changed": changed}
-        if isinstance(result.get("seconds"), (int, float)):
+        if result.get("earlier"):
+            outcome["earlier"] = True  # kept from an earlier run: this run spent no time on it
+        elif isinstance(result.get("seconds"), (int, float)):
             outcome["seconds"] = result["seconds"]
         return outcome
 

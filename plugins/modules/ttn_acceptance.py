@@ -75,6 +75,15 @@ options:
         the default stays below that with room for the operators' own sessions.
     type: int
     default: 8
+  trust_earlier:
+    description:
+      - Whether a gateway whose ledger record holds an acceptance an earlier run filed, and which no stage of this
+        run has changed (no outcome of this run in its record says changed), keeps that acceptance without being
+        reached again; its result then has RV(gateways.earlier). Needs O(ledger_dir).
+      - The path make ping takes is then the one that earlier run proved; an edit to the organisation's
+        group_vars or ssh_config since is not seen. V(false) reaches every gateway.
+    type: bool
+    default: false
 seealso:
   - module: lorawan.conduit.ttn_inventory
 """
@@ -107,6 +116,10 @@ gateways:
     msg:
       description: What happened, in words.
       type: str
+    earlier:
+      description: Present (V(true)) when the gateway kept an earlier run's acceptance (O(trust_earlier)).
+      type: bool
+      returned: when the gateway was not reached again
 reachable:
   description: The gateways that answered.
   returned: always

@@ -177,8 +177,10 @@ class ControllerAction(ActionBase):
             outcomes = {module.params["name"]: result}
         else:  # a module that works on its gateways together: each its own part of the result, or the whole
             parts = result.get("gateways") or {}
+            # a part that kept an earlier run's outcome (``earlier``) is in the ledger as that run filed it
             outcomes = dict((entry["name"], parts.get(entry["name"], result))
-                            for entry in module.params.get("gateways") or [])
+                            for entry in module.params.get("gateways") or []
+                            if not (parts.get(entry["name"]) or {}).get("earlier"))
             for part in parts.values():
                 part["seconds"] = result["seconds"]
         file_outcomes(directory, stage, outcomes, run.name())

@@ -135,6 +135,26 @@ def test_the_jump_leg_is_pinned_and_only_gateways_that_answer_as_make_ping_does_
     assert report["ready"] == [broken] and report["failed"] == []  # the gateway handed over before is not redone
     assert {path: open(path, "rb").read() for path in pinned} == pinned
 
+    # A re-run of both after the operator broke one again: what an earlier run proved and this run did not change
+    # stands without a connection (the ledger keeps that run's record as it was); trust_earlier=false sees it.
+    with open(broken_vars, "a") as handle:
+        handle.write("ansible_python_interpreter: /opt/python9/bin/python  # typo again\n")
+    accepted = {name: _ledger(provisioning, name)["stages"]["accept"] for name in (good, broken)}
+    kept = provision(provisioning, "-e", "provision_hosts=provisioned")
+    assert kept.returncode == 0, kept.stdout[-3000:]
+    report = latest_report(provisioning)
+    assert report["ready"] == sorted([good, broken]) and report["failed"] == []
+    for name in (good, broken):
+        assert report["gateways"][name]["stages"]["accept"] == {"status": "done", "changed": False, "earlier": True}
+        assert report["gateways"][name]["stages"]["inventory"]["changed"] is False
+    assert "ok (earlier run)" in kept.stdout
+    assert {name: _ledger(provisioning, name)["stages"]["accept"] for name in (good, broken)} == accepted
+    reached = provision(provisioning, "-e", "provision_hosts=provisioned", "-e", "ttn_inventory_accept_trust_earlier=false")
+    assert reached.returncode == 2, reached.stdout[-3000:]
+    report = latest_report(provisioning)
+    assert report["ready"] == [good] and report["failed"] == [broken]
+    assert "/opt/python9/bin/python" in report["gateways"][broken]["stages"]["accept"]["reason"]
+
 
 HOSTS_YAML = """\
 # The organisation's gateways, kept as YAML.

@@ -157,6 +157,23 @@ def test_paramiko_with_keys_of_its_own_still_logs_in_with_the_password(mlinux, t
         client.close()
 
 
+def test_the_units_openssh_negotiates_what_its_8_4p1_would(mlinux):
+    """The unit's OpenSSH says 8.4p1 in its package list: no sntrup761x25519 key exchange (that came with 8.5),
+    whichever way the handshake goes, so a run's SSH costs what it would against a real unit."""
+    offered = ["-o", "KexAlgorithms=sntrup761x25519-sha512@openssh.com,curve25519-sha256"]
+    done = subprocess.run(["sshpass", "-p", PASSWORD, "ssh", "-v", *ssh_options(*offered), f"mtadm@{mlinux.address}",
+                           "true"], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "kex: algorithm: curve25519-sha256" in done.stderr
+    refused = subprocess.run(["sshpass", "-p", PASSWORD, "ssh", "-v", *ssh_options(
+        "-o", "KexAlgorithms=sntrup761x25519-sha512@openssh.com"), f"mtadm@{mlinux.address}", "true"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert refused.returncode == 255 and "no matching key exchange method" in refused.stderr
+    client = mlinux.run("ssh -G jumphost").stdout.splitlines()
+    offers = next(line.split()[1] for line in client if line.startswith("kexalgorithms "))
+    assert offers.split(",")[0] == "curve25519-sha256" and "sntrup761" not in offers
+
+
 def test_busybox_shell_and_applets(mlinux):
     script = r"""
 f() { echo "f:$1"; }

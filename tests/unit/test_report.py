@@ -78,3 +78,10 @@ def test_what_this_run_filed_in_the_ledger_is_the_outcome_and_the_results_stand_
     assert written["gateways"]["gw-02"]["stages"] == {"identify": {"status": "done", "changed": False, "seconds": 2.0}}
     assert written["gateways"]["gw-03"]["stages"] == {"identify": {"status": "done", "changed": False}}
     assert done["failed_gateways"] == ["gw-01"]
+
+
+def test_an_acceptance_kept_from_an_earlier_run_is_ready_and_says_so():
+    done = _report({"gw-01": {"inventory": {"changed": False, "seconds": 0.2},
+                              "accept": {"changed": False, "reachable": True, "earlier": True, "seconds": 0.3}}})
+    assert done["ready"] == ["gw-01"]
+    assert done["table"][1].split()[-1] == "run)" and "ok (earlier run)" in done["table"][1]
