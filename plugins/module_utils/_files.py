@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import tempfile
+import threading
 import time
 
 
@@ -101,3 +102,25 @@ class FolderLock:
     def __exit__(self, *exc):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         os.close(self.handle)
+
+
+class FileVersionCache:
+    """Values worked out from files, each once per version of its file (inode, size, mtime): a batch asks the same
+    of one file for each of its gateways. A module's worker process holds it for one batch; its threads share it."""
+
+    def __init__(self):
+        self._values = {}
+        self._lock = threading.Lock()
+
+    def get(self, path, key, compute):
+        """``compute()`` for ``key`` of ``path``, computed again once the file has changed."""
+        status = os.stat(path)  # before compute: a change while it runs shows at the next call
+        version = (status.st_ino, status.st_size, status.st_mtime_ns)
+        with self._lock:
+            known = self._values.get((path, key))
+        if known and known[0] == version:
+            return known[1]
+        value = compute()
+        with self._lock:
+            self._values[(path, key)] = (version, value)
+        return value

@@ -24,6 +24,7 @@ import re
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._files import write_atomic
+from ansible_collections.lorawan.conduit.plugins.module_utils._yaml import safe_load
 
 try:
     import yaml
@@ -70,7 +71,7 @@ class Ledger:
         path = self.path(gateway)
         try:
             with open(path) as handle:
-                record = yaml.safe_load(handle)
+                record = safe_load(handle)
         except IOError:
             if not os.path.exists(path):
                 return {"schema": SCHEMA_VERSION, "gateway": gateway, "stages": {}}

@@ -18,6 +18,7 @@ import re
 import subprocess
 import tempfile
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import FileVersionCache
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
     KeyFormatError,
     known_hosts_name,
@@ -27,6 +28,8 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import (
 KNOWN_HOSTS_NOTE = ("# The jumphost's host keys, as its sshd offers them (lorawan.conduit.ttn_inventory writes them;\n"
                     "# the organisation's ssh_config reads this file for the jump leg of make ping and make apply).\n")
 _BLOCK = re.compile(r"\s*(host|match)(\s*=\s*|\s+)(.*)", re.IGNORECASE)
+# what ssh -G and ssh-keygen -F say of a file, asked once per version of it: a batch asks for each of its gateways
+_ASKED = FileVersionCache()
 
 
 class JumpLegError(ValueError):
@@ -63,6 +66,10 @@ def _known_entries(path, name):
     ``[(line number, marker or "", "type base64")]``."""
     if not os.path.isfile(path):
         return []
+    return _ASKED.get(path, ("ssh-keygen -F", name), lambda: _keygen_found(path, name))
+
+
+def _keygen_found(path, name):
     done = subprocess.run(["ssh-keygen", "-F", name, "-f", path], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, timeout=30)
     found, number = [], 0
@@ -137,7 +144,7 @@ def jump_leg_plan(ssh_config, host, host_keys, read):
             wanted.append(parse_public_key(key).text(comment=""))
         except KeyFormatError as exc:
             raise JumpLegError("the jumphost's host key %r is not a public key (%s)" % (key, exc))
-    settings = ssh_settings(ssh_config, host)
+    settings = _ASKED.get(ssh_config, ("ssh -G", host), lambda: ssh_settings(ssh_config, host))
     name = lookup_name(settings)
     files = _files(settings.get("userknownhostsfile")) + _files(settings.get("globalknownhostsfile"))
     stale = []

@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import shutil
-import threading
 import time
 
 from ansible_collections.lorawan.conduit.plugins.module_utils._device_values import (
@@ -30,11 +29,12 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_values imp
     shown,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import FolderLock, write_atomic
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import FileVersionCache, FolderLock, write_atomic
 from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Ledger, ledger_argument_spec, record_stage
 from ansible_collections.lorawan.conduit.plugins.module_utils._org_ssh import JumpLegError, jump_leg_plan
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, parse_public_key
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._yaml import SafeLoader
 
 try:
     import yaml
@@ -106,8 +106,8 @@ def _construct_tagged(loader, node):
 
 
 if yaml is not None:
-    class InventoryLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-        """PyYAML's safe loader, plus Ansible's ``!vault`` and ``!unsafe`` as :class:`TaggedValue`."""
+    class InventoryLoader(SafeLoader):  # pylint: disable=too-many-ancestors
+        """The collection's safe loader, plus Ansible's ``!vault`` and ``!unsafe`` as :class:`TaggedValue`."""
 
     InventoryLoader.add_constructor("!vault", _construct_tagged)
     InventoryLoader.add_constructor("!unsafe", _construct_tagged)
@@ -478,29 +478,9 @@ def _read(path):
         raise
 
 
-class _TunnelPorts:
-    """The ``ssh_tunnel_remote_port`` of each host_vars file, parsed once per version of the file (inode, size,
-    mtime): a batch checks each of its gateways against every other file, and would parse the folder once per
-    gateway."""
-
-    def __init__(self):
-        self._ports = {}
-        self._lock = threading.Lock()
-
-    def of(self, path):
-        status = os.stat(path)
-        version = (status.st_ino, status.st_size, status.st_mtime_ns)
-        with self._lock:
-            known = self._ports.get(path)
-        if known and known[0] == version:
-            return known[1]
-        port = load_mapping(path, _read(path)).get("ssh_tunnel_remote_port")
-        with self._lock:
-            self._ports[path] = (version, port)
-        return port
-
-
-_TUNNEL_PORTS = _TunnelPorts()
+# each other host_vars file's ssh_tunnel_remote_port, parsed once per version of the file: a batch checks each of
+# its gateways against every other file, and would parse the folder once per gateway
+_TUNNEL_PORTS = FileVersionCache()
 
 
 class InventoryWriter:
@@ -768,7 +748,8 @@ class InventoryWriter:
             path = os.path.join(folder, name)
             if path == own_path or not name.endswith((".yml", ".yaml")):
                 continue
-            if _TUNNEL_PORTS.of(path) == port:
+            if _TUNNEL_PORTS.get(path, "ssh_tunnel_remote_port", lambda path=path: load_mapping(
+                    path, _read(path)).get("ssh_tunnel_remote_port")) == port:
                 self.fail("tunnel port %d is already %s's (%s): two gateways on one port reach each other's "
                           "connections; register the gateway again on the jumphost or fix that file"
                           % (port, name.rsplit(".", 1)[0], path))

@@ -10,7 +10,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import FolderLock, write_atomic
+from ansible_collections.lorawan.conduit.plugins.module_utils import _org_ssh
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import FileVersionCache, FolderLock, write_atomic
 
 
 def test_a_temp_file_a_killed_writer_left_beside_the_file_goes_with_the_next_write(tmp_path):
@@ -50,3 +51,44 @@ def test_a_folder_lock_is_exclusive_and_leaves_no_file_anywhere(tmp_path):
     with FolderLock(str(tmp_path / "hosts"), timeout=0.1):
         pass  # free again once the first is left
     assert (set(glob.glob(locks)), os.listdir(tmp_path)) == before
+
+
+def test_a_value_worked_out_from_a_file_is_worked_out_again_only_once_the_file_changed(tmp_path):
+    path = tmp_path / "ssh_config"
+    path.write_text("Host jumphost\n    Port 22\n")
+    cache, computed = FileVersionCache(), []
+
+    def read():
+        computed.append(path.read_text())
+        return computed[-1]
+
+    assert [cache.get(str(path), "port", read) for _ in range(3)] == ["Host jumphost\n    Port 22\n"] * 3
+    assert len(computed) == 1
+    cache.get(str(path), "another question", read)
+    assert len(computed) == 2
+    os.utime(path, ns=(0, 0))  # same size, same inode, another version
+    path.write_text("Host jumphost\n    Port 23\n")
+    assert cache.get(str(path), "port", read) == "Host jumphost\n    Port 23\n" and len(computed) == 3
+
+
+def test_a_batch_asks_ssh_about_the_organisations_jump_leg_once_per_version_of_its_files(tmp_path, monkeypatch):
+    """Each gateway of a batch plans the same jump leg: ssh -G and ssh-keygen -F run once, and again once the
+    plan's own write changed the file they read."""
+    ssh_config, known_hosts = tmp_path / "ssh_config", tmp_path / "known_hosts"
+    ssh_config.write_text("Host jumphost\n    HostName 127.0.0.1\n    UserKnownHostsFile %s\n" % known_hosts)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ/pxI5rLjytwRXykvHaAGQyZXiH+PuylLGk2xVx9DW"
+    known_hosts.write_text("# nothing pinned yet\n")
+    monkeypatch.setattr(_org_ssh, "_ASKED", FileVersionCache())
+    asked = []
+    real_run = _org_ssh.subprocess.run
+    monkeypatch.setattr(_org_ssh.subprocess, "run", lambda argv, **kw: asked.append(argv[0]) or real_run(argv, **kw))
+
+    def read(path):
+        return open(path).read() if os.path.exists(path) else None
+
+    plans = [_org_ssh.jump_leg_plan(str(ssh_config), "jumphost", [key], read) for _ in range(8)]
+    assert all(plan == plans[0] for plan in plans) and plans[0][0][0] == str(known_hosts)
+    assert asked == ["ssh", "ssh-keygen"]
+    known_hosts.write_text(plans[0][0][2])  # the first gateway's write
+    assert _org_ssh.jump_leg_plan(str(ssh_config), "jumphost", [key], read) == []
+    assert asked == ["ssh", "ssh-keygen", "ssh-keygen"]
