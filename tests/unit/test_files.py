@@ -62,7 +62,7 @@ def test_a_value_worked_out_from_a_file_is_worked_out_again_only_once_the_file_c
         computed.append(path.read_text())
         return computed[-1]
 
-    assert [cache.get(str(path), "port", read) for _ in range(3)] == ["Host jumphost\n    Port 22\n"] * 3
+    assert [cache.get(str(path), "port", read) for _asked in range(3)] == ["Host jumphost\n    Port 22\n"] * 3
     assert len(computed) == 1
     cache.get(str(path), "another question", read)
     assert len(computed) == 2
@@ -81,12 +81,17 @@ def test_a_batch_asks_ssh_about_the_organisations_jump_leg_once_per_version_of_i
     monkeypatch.setattr(_org_ssh, "_ASKED", FileVersionCache())
     asked = []
     real_run = _org_ssh.subprocess.run
-    monkeypatch.setattr(_org_ssh.subprocess, "run", lambda argv, **kw: asked.append(argv[0]) or real_run(argv, **kw))
+
+    def counted(argv, check, **options):
+        asked.append(argv[0])
+        return real_run(argv, check=check, **options)
+
+    monkeypatch.setattr(_org_ssh.subprocess, "run", counted)
 
     def read(path):
         return open(path).read() if os.path.exists(path) else None
 
-    plans = [_org_ssh.jump_leg_plan(str(ssh_config), "jumphost", [key], read) for _ in range(8)]
+    plans = [_org_ssh.jump_leg_plan(str(ssh_config), "jumphost", [key], read) for _gateway in range(8)]
     assert all(plan == plans[0] for plan in plans) and plans[0][0][0] == str(known_hosts)
     assert asked == ["ssh", "ssh-keygen"]
     known_hosts.write_text(plans[0][0][2])  # the first gateway's write
