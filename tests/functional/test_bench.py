@@ -90,14 +90,14 @@ def test_every_unit_found_by_its_mac_and_provisioned_through_its_own_port(tmp_pa
         for model in ("mtcdt", "mtcap"):
             build_image(str(images / f"ttni-base-image-{model}-upgrade.bin"), model=model, size=2 * 1024 * 1024)
         _write(provisioning / "secrets.yml", {"all": {"hosts": {
-            name: {"mlinux_upgrade_mlinux_password": port.sim.devices[0]["credentials"]["mlinux"]["password"]}
+            name: {"conduit_aep_password": "Bench#Pass+1",
+                   "conduit_mlinux_password": port.sim.devices[0]["credentials"]["mlinux"]["password"]}
             for name, port in expected.items()}}})
         stages = _write(tmp_path / "stages.yml", [{
             "name": "Commission and flash every unit on the bench at once", "hosts": "new_gateways",
             "connection": "local", "gather_facts": False,
             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                     "aep_commission_password": "Bench#Pass+1", "aep_commission_reboot_timeout": 60,
-                     "mlinux_upgrade_password": "Bench#Pass+1",
+                     "aep_commission_reboot_timeout": 60,
                      "mlinux_upgrade_image": str(images / "ttni-base-image-{product_type}-upgrade.bin"),
                      "mlinux_upgrade_flash_timeout": 120},
             "tasks": [

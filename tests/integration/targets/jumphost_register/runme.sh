@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 workdir=$(mktemp -d)
 trap '[ -n "${KEEP_WORKDIR:-}" ] || rm -rf "${workdir}"' EXIT
-python "${here}/make_gateways.py" "${workdir}/gateways.yml" 32
+python "${here}/make_gateways.py" "${workdir}/gateways.yml" 44
 # shellcheck disable=SC2016  # the inner sh expands SIM_INVENTORY, set by the runner
 ANSIBLE_FORKS=40 python -m simulator.harness --workdir "${workdir}/sim" run -- \
     --jumphost --subnet "${SIM_SUBNET:-127.63.0.0/24}" -- \
@@ -14,4 +14,4 @@ ANSIBLE_FORKS=40 python -m simulator.harness --workdir "${workdir}/sim" run -- \
     "${here}/playbook.yml" "${workdir}/gateways.yml" "${workdir}/run.log" \
     || { grep -E 'FAILED|fatal|assert|msg' "${workdir}/run.log" | tail -40; exit 1; }
 python "${here}/../../no_secrets.py" "${workdir}/sim/manifest.yml" "${workdir}/run.log"
-grep -E '^gw-(01|32) +:' "${workdir}/run.log"
+grep -E '^gw-(01|44) +:' "${workdir}/run.log"
