@@ -83,7 +83,7 @@ def test_eight_factory_units_one_never_returns_from_the_flash(sim_factory, tmp_p
     # the stuck unit ends as failed after the report: the recap and the exit status say what the report says
     assert first.returncode == 2, _failures(first)
     stuck = _name(sim.device("aep-08"))
-    assert [name for name, line in _recap(first.stdout).items() if "failed=0" not in line] == [stuck]
+    assert [name for name, line in _recap(first.stdout).items() if "failed=0" not in line] == [stuck], first.stdout[-6000:]
     # no strategy plugin, nothing deprecated
     assert _deprecations(first) == [], first.stderr[-3000:]
     report = latest_report(provisioning)
