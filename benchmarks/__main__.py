@@ -5,8 +5,12 @@ OpenSSH ``sftp`` into a simulated device at 50 MB/s or more (the simulator must 
 figure); the ``mlinux_upgrade`` upload at 0.8x ``scp`` or better, a 256 MB upload adding under 50 MB; discovery in
 under 3 s; provisioning 32 units in at most 1.5x the time of one at short device times (5 s reboot, 10 s flash)
 and 1.10x at the reference's (150 s, 180 s), a re-run at 0.5 controller CPU seconds per gateway or less, peak
-memory of the whole run at most 512 MiB at 32 units, at most 15 tasks per gateway. ``ansible_floor`` measures what
-ansible-core itself costs for as many tasks as a provisioning run had.
+memory of the whole run at most 512 MiB at 32 units (1 GiB at 128), at most 15 tasks per gateway. ``ansible_floor``
+measures what ansible-core itself costs for as many tasks as a provisioning run had.
+
+Every provisioning figure is measured twice in the same run, beside each other: with this checkout, and with the
+collection as it was at ``PREVIOUS_DESIGN`` (``--previous <revision>`` chooses another, ``--previous none`` none),
+taken out of git with ``git archive`` and run against the same simulator the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from simulator.images import build_image
 from simulator.harness import start_simulator
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The design before each stage stopped failing its own gateways in provision.yml (a fail task per gateway and
+# stage, 8 tasks per gateway); the provisioning figures are measured with it too, beside this checkout's.
+PREVIOUS_DESIGN = "bcd1a49"
 
 
 def _one_unit(size_mib: int, subnet: str):
@@ -224,12 +232,22 @@ class _TreeMemory:
         return self.peak_kib
 
 
-def _playbook_run(*arguments: str) -> tuple[int, str, dict]:
+def previous_collections(revision: str) -> str:
+    """A collections path holding the collection as it was at ``revision`` (``git archive`` of this repository)."""
+    root = tempfile.mkdtemp(prefix="bench-previous-")
+    target = os.path.join(root, "ansible_collections", "lorawan", "conduit")
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
+    return root
+
+
+def _playbook_run(*arguments: str, collections: str | None = None) -> tuple[int, str, dict]:
     """One ``ansible-playbook`` run, measured: exit code, output, and wall time, CPU seconds of the run's whole
-    process tree and its peak memory."""
+    process tree and its peak memory. ``collections``: where lorawan.conduit comes from (default this checkout)."""
     from simulator.harness import collections_root
     # the README's command as a user runs it: Ansible's defaults (5 forks), nothing set behind the scenes
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections or collections_root(), ANSIBLE_HOST_KEY_CHECKING="True")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     begin = time.monotonic()
     process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *arguments],
@@ -244,11 +262,12 @@ def _playbook_run(*arguments: str) -> tuple[int, str, dict]:
         "peak_rss_mib": peak / 1024}
 
 
-def _provision_run(provisioning: str, *extra: str) -> dict:
+def _provision_run(provisioning: str, *extra: str, collections: str | None = None) -> dict:
     """One ``ansible-playbook lorawan.conduit.provision`` run: wall time, controller CPU seconds, peak RSS, and
     the tasks Ansible ran per gateway (its recap: ok + skipped + rescued + ignored, the median gateway)."""
     from simulator.harness import latest_report
-    returncode, output, measured = _playbook_run("lorawan.conduit.provision", "-i", provisioning + "/", *extra)
+    returncode, output, measured = _playbook_run("lorawan.conduit.provision", "-i", provisioning + "/", *extra,
+                                                 collections=collections)
     recap = [line for line in output.splitlines() if line.startswith("bench-")]
     # a failed stage is rescued (the run goes on for the others): the report, not the recap, says who failed
     report = latest_report(provisioning)
@@ -310,50 +329,70 @@ SCALING_REBOOT_S, SCALING_FLASH_S = 5.0, 10.0
 REFERENCE_REBOOT_S, REFERENCE_FLASH_S = 150.0, 180.0
 
 
-def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int, ratio_target: float) -> dict:
-    """provision.yml end to end on N factory units with fixed simulated reboot/flash times, then again on the
-    provisioned N (the re-run cost), each fleet on its own subnet."""
+def _fleet_runs(size: int, reboot_s: float, flash_s: float, subnet: str, collections: str | None) -> dict:
+    """provision.yml end to end on ``size`` factory units with fixed simulated reboot/flash times, then again on
+    the provisioned fleet (the re-run cost)."""
     from simulator.harness import write_provisioning
     waits = ["-e", "aep_commission_reboot_timeout=%d" % (reboot_s * 4 + 60),
              "-e", "mlinux_upgrade_flash_timeout=%d" % (flash_s * 4 + 60)]
-    runs = {}
-    for index, size in enumerate(sizes):
-        workdir = tempfile.mkdtemp(prefix=f"bench-provision-{size}-")
-        sim = start_simulator(["--aep", str(size), "--aep-mtcap", str(size // 3), "--jumphost", "--subnet",
-                               f"127.{subnet}.{index}.0/24", "--reboot-time", str(reboot_s),
-                               "--flash-time", str(flash_s)], workdir=os.path.join(workdir, "sim"))
-        try:
-            provisioning = write_provisioning(sim, workdir, prefix="bench-",
-                                              addresses=[device["address"] for device in sim.devices])
-            first = _provision_run(provisioning, "-l", "new_gateways", *waits)
-            first["tunnel_events"] = _tunnel_events(sim)
-            again = _provision_run(provisioning, "-e", "provision_hosts=provisioned")
-        finally:
-            sim.stop()
-        runs[str(size)] = {"first": first, "rerun": again}
-    single = runs[str(sizes[0])]["first"]["wall_s"]
+    workdir = tempfile.mkdtemp(prefix=f"bench-provision-{size}-")
+    sim = start_simulator(["--aep", str(size), "--aep-mtcap", str(size // 3), "--jumphost", "--subnet", subnet,
+                           "--reboot-time", str(reboot_s), "--flash-time", str(flash_s)],
+                          workdir=os.path.join(workdir, "sim"))
+    try:
+        provisioning = write_provisioning(sim, workdir, prefix="bench-",
+                                          addresses=[device["address"] for device in sim.devices])
+        first = _provision_run(provisioning, "-l", "new_gateways", *waits, collections=collections)
+        first["tunnel_events"] = _tunnel_events(sim)
+        again = _provision_run(provisioning, "-e", "provision_hosts=provisioned", collections=collections)
+    finally:
+        sim.stop()
+    return {"first": first, "rerun": again}
+
+
+def _summary(runs: dict, reboot_s: float, flash_s: float) -> dict:
+    single = runs[min(runs, key=int)]["first"]["wall_s"]
     device_time = reboot_s + flash_s  # the commission reboot and the flash, per unit, in parallel
-    largest = runs[str(sizes[-1])]["first"]
-    return {"reboot_s": reboot_s, "flash_s": flash_s, "runs": runs,
-            # the target ratio leaves this much wall time for everything but the devices' own
-            "budget_s": ratio_target * single - device_time,
-            "floor": ansible_floor(sizes[-1], round(largest["host_tasks_per_gateway"])),
+    return {"runs": runs,
             "ratio": {size: run["first"]["wall_s"] / single for size, run in runs.items()},
             "overhead_s": {size: run["first"]["wall_s"] - device_time for size, run in runs.items()},
             "rerun_cpu_s_per_gateway": {size: run["rerun"]["cpu_s"] / max(run["rerun"]["gateways"], 1)
-                                        for size, run in runs.items()},
-            "targets": {"ratio": ratio_target, "rerun_cpu_s_per_gateway": 0.5, "peak_pss_mib_32": 512,
-                        "peak_pss_mib_128": 1024, "tasks_per_gateway": 15}}
+                                        for size, run in runs.items()}}
 
 
-def parallel_scaling() -> dict:
+def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int, ratio_target: float,
+             previous: str | None) -> dict:
+    """Each size with this checkout and then with the previous design (``previous``, a revision), each fleet on
+    a subnet of its own."""
+    designs = {"this": None}
+    if previous:
+        designs["previous"] = previous_collections(previous)
+    runs: dict = dict((design, {}) for design in designs)
+    for index, size in enumerate(sizes):
+        for offset, (design, collections) in enumerate(designs.items()):
+            runs[design][str(size)] = _fleet_runs(size, reboot_s, flash_s, f"127.{subnet + offset}.{index}.0/24",
+                                                  collections)
+    this = _summary(runs["this"], reboot_s, flash_s)
+    largest = runs["this"][str(sizes[-1])]["first"]
+    this.update(reboot_s=reboot_s, flash_s=flash_s,
+                # the target ratio leaves this much wall time for everything but the devices' own
+                budget_s=ratio_target * runs["this"][str(sizes[0])]["first"]["wall_s"] - (reboot_s + flash_s),
+                floor=ansible_floor(sizes[-1], round(largest["host_tasks_per_gateway"])),
+                targets={"ratio": ratio_target, "rerun_cpu_s_per_gateway": 0.5, "peak_pss_mib_32": 512,
+                         "peak_pss_mib_128": 1024, "tasks_per_gateway": 15})
+    if previous:
+        this["previous"] = dict(_summary(runs["previous"], reboot_s, flash_s), revision=previous)
+    return this
+
+
+def parallel_scaling(previous: str | None = PREVIOUS_DESIGN) -> dict:
     """Short device times (5 s reboot, 10 s flash): what the tool itself costs shows."""
-    return _scaling((1, 8, 32), SCALING_REBOOT_S, SCALING_FLASH_S, 45, ratio_target=1.5)
+    return _scaling((1, 8, 32), SCALING_REBOOT_S, SCALING_FLASH_S, 45, ratio_target=1.5, previous=previous)
 
 
-def parallel_scaling_reference() -> dict:
-    """The reference's device times (about 12 minutes for the two fleets): what a bench of 32 takes."""
-    return _scaling((1, 32), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47, ratio_target=1.10)
+def parallel_scaling_reference(previous: str | None = PREVIOUS_DESIGN) -> dict:
+    """The reference's device times (about 50 minutes for the six fleets): what a bench of 32 and of 128 take."""
+    return _scaling((1, 32, 128), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47, ratio_target=1.10, previous=previous)
 
 
 FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_vs_scp": upload_vs_scp,
@@ -361,8 +400,16 @@ FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_v
            "parallel_scaling_reference": parallel_scaling_reference}
 
 
+PROVISIONING_FIGURES = ("parallel_scaling", "parallel_scaling_reference")
+
+
 def main(argv: list[str]) -> int:
-    """``python -m benchmarks [figure ...]``: measure those (default all); today's file keeps the others."""
+    """``python -m benchmarks [--previous REVISION|none] [figure ...]``: measure those (default all); today's file
+    keeps the others."""
+    previous = PREVIOUS_DESIGN
+    if argv[:1] == ["--previous"] and len(argv) > 1:
+        previous = None if argv[1] == "none" else argv[1]
+        argv = argv[2:]
     chosen = argv or list(FIGURES)
     unknown = [name for name in chosen if name not in FIGURES]
     if unknown:
@@ -377,9 +424,9 @@ def main(argv: list[str]) -> int:
             results = json.load(handle)
     results.update(date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine)
     for name in chosen:
-        results[name] = FIGURES[name]()
-    with open(stem + ".json", "w") as handle:
-        json.dump(results, handle, indent=2)
+        results[name] = FIGURES[name](previous) if name in PROVISIONING_FIGURES else FIGURES[name]()
+        with open(stem + ".json", "w") as handle:  # after each figure: a long run interrupted keeps what it measured
+            json.dump(results, handle, indent=2)
     table = _table(results, machine)
     with open(stem + ".md", "w") as handle:
         handle.write(table)
@@ -417,38 +464,58 @@ def _table(results: dict, machine: dict) -> str:
         found = results["discovery"]
         rows += (f"| discovery: 16 bench ports (4 units) + a /24 (8 units), `ansible-inventory --list` (s) | "
                  f"{found['median_s']:.2f} | {', '.join(f'{w:.2f}' for w in found['wall_s'])} | < 3 |\n")
-    for figure in ("parallel_scaling", "parallel_scaling_reference"):
-        if figure not in results:
-            continue
-        scaling = results[figure]
-        for size, run in scaling["runs"].items():
-            first, again = run["first"], run["rerun"]
-            targets = scaling.get("targets", {})
-            ratio_target = targets.get("ratio", 1.3)
-            memory_target = {"32": 512, "128": 1024}.get(size, "")
-            rows += (f"| provision {size} factory units (reboot {scaling['reboot_s']:.0f} s + flash "
-                     f"{scaling['flash_s']:.0f} s simulated): wall s, wall(N)/wall(1), overhead s | "
-                     f"{first['wall_s']:.1f} | ratio {scaling['ratio'][size]:.2f}, overhead "
-                     f"{scaling['overhead_s'][size]:.1f} s | wall(32)/wall(1) <= {ratio_target} |\n"
-                     f"| re-run over {size} provisioned (all changed=0: {again['unchanged'] == again['gateways']}): "
-                     f"controller CPU s per gateway | {scaling['rerun_cpu_s_per_gateway'][size]:.2f} | wall "
-                     f"{again['wall_s']:.1f} s | <= {targets.get('rerun_cpu_s_per_gateway', 2)} |\n"
-                     f"| peak controller memory (PSS of all processes), provisioning {size} (MiB) | {first['peak_rss_mib']:.0f} | re-run "
-                     f"{again['peak_rss_mib']:.0f} | {('<= %s' % memory_target) if memory_target else ''} |\n")
-            if first.get("host_tasks_per_gateway"):
-                rows += (f"| provision {size}: tasks Ansible ran per gateway (recap: ok + skipped + rescued + "
-                         f"ignored) | {first['host_tasks_per_gateway']:.0f} | | <= {targets.get('tasks_per_gateway', '')} |\n")
-            if first.get("stage_s"):
-                rows += (f"| provision {size}: slowest gateway per stage (s, from the run's report) | | "
-                         + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in first["stage_s"].items())
-                         + " | |\n")
-        if "floor" in scaling:
-            floor = scaling["floor"]
-            rows += (f"| ansible-core alone, {floor['hosts']} local hosts x {floor['tasks_per_host']} `set_fact` "
-                     f"tasks (reboot {scaling['reboot_s']:.0f} s figure): wall s | {floor['wall_s']:.1f} | CPU "
-                     f"{floor['cpu_s']:.1f} s, {floor['cpu_ms_per_host_task']:.0f} ms per host-task; wall left "
-                     f"for all but the devices at ratio {scaling.get('targets', {}).get('ratio', 1.3)}: {scaling['budget_s']:.1f} s | |\n")
+    if rows.count("\n") == 2:  # no figure but the provisioning ones
+        rows = ""
+    provisioning = [results[figure] for figure in PROVISIONING_FIGURES if figure in results]
+    if provisioning:
+        previous = next((scaling["previous"]["revision"] for scaling in provisioning if "previous" in scaling), None)
+        rows += ("\n" if rows else "") + (
+            "Provisioning, the README's command with Ansible's defaults: this checkout beside the previous design "
+            "(%s), same run.\n\n| figure | this design | previous design | target |\n|---|---|---|---|\n"
+            % (previous or "not measured"))
+        for scaling in provisioning:
+            rows += _provisioning_rows(scaling)
     return rows + f"\nMachine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}.\n"
+
+
+def _provisioning_cells(figure: dict, size: str) -> list[str]:
+    """One design's cells for the fleet of ``size``, in the order of :func:`_provisioning_rows`' labels."""
+    first, again = figure["runs"][size]["first"], figure["runs"][size]["rerun"]
+    return [f"{first['wall_s']:.1f} s, {figure['ratio'][size]:.2f}", f"{first['cpu_s']:.1f}",
+            f"{first['peak_rss_mib']:.0f}", f"{first['host_tasks_per_gateway']:.0f}",
+            ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in first["stage_s"].items()),
+            f"{figure['rerun_cpu_s_per_gateway'][size]:.2f} ({again['wall_s']:.1f} s; "
+            f"{again['unchanged'] == again['gateways']})"]
+
+
+def _provisioning_rows(scaling: dict) -> str:
+    """One figure's rows: each size, this design's figure beside the previous design's."""
+    previous = scaling.get("previous") or {"runs": {}}
+    targets = scaling.get("targets", {})
+    times = "reboot %.0f s + flash %.0f s" % (scaling["reboot_s"], scaling["flash_s"])
+    rows = ""
+    for size in scaling["runs"]:
+        labels = [(f"provision {size} factory units ({times}): wall s, wall(N)/wall(1)",
+                   f"<= {targets.get('ratio', '')}" if size != "1" else ""),
+                  (f"provision {size}: controller CPU s (the whole process tree)", ""),
+                  (f"provision {size}: peak controller memory (PSS of all processes, MiB)",
+                   {"32": "<= 512", "128": "<= 1024"}.get(size, "")),
+                  (f"provision {size}: tasks Ansible ran per gateway (recap: ok + skipped + rescued + ignored)",
+                   f"<= {targets.get('tasks_per_gateway', '')}"),
+                  (f"provision {size}: slowest gateway per stage (s, from the run's report)", ""),
+                  (f"re-run over {size} provisioned: controller CPU s per gateway (wall s; all changed=0)",
+                   f"<= {targets.get('rerun_cpu_s_per_gateway', '')}")]
+        this = _provisioning_cells(scaling, size)
+        before = _provisioning_cells(previous, size) if size in previous["runs"] else [""] * len(labels)
+        for (label, target), mine, theirs in zip(labels, this, before):
+            rows += f"| {label} | {mine} | {theirs} | {target} |\n"
+    if "floor" in scaling:
+        floor = scaling["floor"]
+        rows += (f"| ansible-core alone, {floor['hosts']} local hosts x {floor['tasks_per_host']} `set_fact` tasks "
+                 f"({times}): wall s, CPU s, ms per host-task; wall left for all but the devices at ratio "
+                 f"{targets.get('ratio', '')} | {floor['wall_s']:.1f}, {floor['cpu_s']:.1f}, "
+                 f"{floor['cpu_ms_per_host_task']:.0f}; {scaling['budget_s']:.1f} | | |\n")
+    return rows
 
 
 if __name__ == "__main__":
