@@ -100,9 +100,9 @@ print(seconds, before, after)
 
 
 def _upload_child(device: dict, password: str, image_path: str) -> tuple[float, int, int]:
-    collections = os.path.join(os.path.dirname(RESULTS), "..", ".build", "collections")
+    from simulator.harness import collections_root  # makes the collections path on a fresh clone
     out = subprocess.run([sys.executable, "-c", UPLOAD_CHILD, device["address"], str(device["ssh_port"]), password,
-                          image_path, os.path.abspath(collections)], capture_output=True, text=True, check=True,
+                          image_path, collections_root()], capture_output=True, text=True, check=True,
                          timeout=600).stdout.split()
     return float(out[0]), int(out[1]), int(out[2])
 
