@@ -388,6 +388,9 @@ class UnitSystem:
         """Boot; returns when sshd and the runlevel 5 scripts have started."""
         self._log = open(os.path.join(self.unit.path, "namespace.log"), "ab")
         self.process = await asyncio.create_subprocess_exec(
+            # HUP back to its default: the unit's init traps it to power off when unshare dies, and a shell cannot
+            # trap a signal it was started with ignored (a simulator run under nohup left killed units running)
+            "env", "--default-signal=HUP",
             "setpriv", "--pdeathsig", "KILL", "--",
             "unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child=HUP", "--",
             "/bin/sh", "-c", NAMESPACE_SCRIPT,

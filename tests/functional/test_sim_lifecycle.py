@@ -80,6 +80,21 @@ def test_sigkill_of_the_simulator_ends_every_process_it_started(sim_factory):
     assert wait_gone(processes) == []
 
 
+def test_sigkill_of_a_simulator_started_under_nohup_ends_its_units(sim_factory):
+    # nohup starts it with SIGHUP ignored, which every child inherits; the unit's init powers off on the HUP
+    # unshare sends when it dies, and a shell cannot trap a signal it was started with ignored
+    ignored = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        sim = sim_factory("--mlinux", "1", "--jumphost")
+    finally:
+        signal.signal(signal.SIGHUP, ignored)
+    processes = _started_by(sim)
+    assert len(processes) >= 4, "sshd, syslogd and init of the unit, the jumphost's sshd"
+    sim.process.send_signal(signal.SIGKILL)
+    sim.process.wait(timeout=10)
+    assert wait_gone(processes) == []
+
+
 def test_two_simulators_on_one_machine_hold_keepalive_ports_of_their_own(sim_factory):
     first, second = sim_factory("--jumphost"), sim_factory("--jumphost")
     assert first.jumphost["keepalive_port_base"] != second.jumphost["keepalive_port_base"]
