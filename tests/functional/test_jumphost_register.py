@@ -127,18 +127,24 @@ def test_a_registered_key_opens_its_own_ports_and_nothing_else(jumphost, tmp_pat
     warned = registered["printed"].replace("\n", " ").count("net.ipv4.ip_local_reserved_ports=")
     assert warned == (1 if exposed else 0), registered["printed"]
 
-    # the gateway's tunnel, as autossh -M runs it: -R port, and the monitor loop -R/-L on the keepalive port
+    # the gateway's tunnel, as autossh -M runs it: -R port, and the monitor loop -R/-L on the keepalive port.
+    # The -L end listens on a Unix socket: a loopback port in the ephemeral range may be some other test's
+    # outgoing connection at that moment (CI once saw "connection refused" there).
+    monitor_socket = tmp_path / "monitor.sock"
     forward = subprocess.Popen(gateway_ssh(
         sim, tmp_path, key, user, "-N", "-R", f"{port}:127.0.0.1:{echo_server}",
-        "-R", f"{keepalive}:127.0.0.1:{echo_server}", "-L", f"{keepalive + 1000}:127.0.0.1:{keepalive}"),
+        "-R", f"{keepalive}:127.0.0.1:{echo_server}", "-L", f"{monitor_socket}:127.0.0.1:{keepalive}"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        listed = wait_until(lambda: listening(inventory, layout, gateway), 90, "tunnel listening")
+        listed = wait_until(lambda: monitor_socket.exists() and listening(inventory, layout, gateway), 90,
+                            "tunnel listening")
         assert listed["keepalive_listening"] and listed["port_held_by_other_uid"] == []
         with sim.jumphost_connection(port) as through:
             through.sendall(b"over the tunnel")
             assert through.recv(64) == b"over the tunnel"
-        with socket.create_connection(("127.0.0.1", keepalive + 1000), timeout=5) as monitor:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as monitor:
+            monitor.settimeout(5)
+            monitor.connect(str(monitor_socket))
             monitor.sendall(b"autossh monitor")  # -L keepalive -> jumphost keepalive -> -R -> echo
             assert monitor.recv(64) == b"autossh monitor"
     finally:
