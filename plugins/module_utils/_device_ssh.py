@@ -12,7 +12,10 @@
 * Uploads stream in blocks over SFTP, report progress, and resume after a
   dropped connection from what already arrived; the caller verifies the
   result by checksum.
-* Sockets can be bound to a bench NIC, or run through a jump connection.
+* Sockets can be bound to a bench NIC, or run through the jumphost: one SSH
+  connection to it per process, shared by every unit reached that way, each
+  unit a ``direct-tcpip`` channel to its reverse-tunnel port there; the
+  jumphost's host key is pinned as the unit's is.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +27,7 @@ import os
 import select
 import shlex
 import socket
+import threading
 import time
 import traceback
 
@@ -83,6 +87,14 @@ class SessionLost(DeviceSSHError):
     """The connection dropped while a command or transfer ran."""
 
 
+class JumpHostKeyMismatch(DeviceSSHError):
+    """The jumphost's host key is not a pinned one (not the unit's: nothing about the unit was re-flashed)."""
+
+
+class TunnelClosed(DeviceUnreachable):
+    """The jumphost answered, but nothing listens on the unit's tunnel port there (its tunnel is down)."""
+
+
 class CommandResult:
     def __init__(self, status, stdout, stderr):
         self.status = status  # None: the session ended without an exit status (a reboot)
@@ -105,7 +117,7 @@ class DeviceSession:
 
     def __init__(self, address, port=22, username="root", password=None, key_filename=None, allow_agent=False,
                  look_for_keys=False, host_key=None, host_key_policy="pin", timeout=10.0, interface=None,
-                 label=None, sock_factory=None):
+                 label=None, jump=None):
         if not HAS_PARAMIKO:
             raise DeviceSSHError("the Python library paramiko is required")
         if host_key_policy not in ("pin", "ignore"):
@@ -122,7 +134,7 @@ class DeviceSession:
         self.timeout = timeout
         self.interface = interface
         self.label = label or "%s:%d" % (address, port)
-        self.sock_factory = sock_factory
+        self.jump = jump  # a JumpHost: address and port are then the unit's tunnel end on the jumphost
         self.transport = None
         self.host_key_seen = None
         self._sftp = None
@@ -131,7 +143,7 @@ class DeviceSession:
 
     def connect(self):
         try:
-            sock = self.sock_factory() if self.sock_factory else \
+            sock = self.jump.channel(self.address, self.port, self.timeout) if self.jump else \
                 net_connect(self.address, self.port, self.timeout, self.interface)
         except (OSError, socket.timeout) as exc:
             raise DeviceUnreachable("%s: SSH not reachable (%s)" % (self.label, exc))
@@ -371,6 +383,70 @@ class DeviceSession:
         return out.split()[0] if out.split() else ""
 
 
+class JumpHost:
+    """The jumphost as the way in to units in the field: one SSH connection to it (made when first needed, made
+    again when it dropped), shared by every session of this process that names the same jumphost, account and
+    pins, so a batch of any size is one login there; each unit is a ``direct-tcpip`` channel to its tunnel port."""
+
+    _shared = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, address, port=22, username=None, key_filename=None, allow_agent=False, host_keys=(),
+                 timeout=10.0, interface=None):
+        self.label = "the jumphost %s:%d" % (address, port)
+        self.host_keys = list(host_keys or [])
+        self.session = DeviceSession(address, port=port, username=username, key_filename=key_filename,
+                                     allow_agent=allow_agent, host_key=self.host_keys, host_key_policy="pin",
+                                     timeout=timeout, interface=interface, label=self.label)
+        self.logins = 0  # how often it logged in: once, unless the jumphost dropped the connection
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, address, port=22, username=None, key_filename=None, allow_agent=False, host_keys=(),
+               timeout=10.0, interface=None):
+        key = (address, port, username, key_filename, allow_agent, tuple(sorted(host_keys or [])), interface)
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(address, port, username, key_filename, allow_agent, host_keys, timeout,
+                                       interface)
+            return cls._shared[key]
+
+    def _transport(self):
+        with self._lock:
+            if not self.session.connected:
+                if not self.host_keys:
+                    raise JumpHostKeyMismatch(
+                        "%s: no host key of it is pinned (jump_host_keys): a unit in the field is reached only "
+                        "through a jumphost known to be the organisation's. Give the keys its sshd offers (the "
+                        "gateway's ledger record has them under jumphost.host_keys once its tunnel stage ran)"
+                        % self.label)
+                if not self.session.username:
+                    raise DeviceAuthError("%s: no account to log in to it is given (jump_user)" % self.label)
+                self.session.close()
+                try:
+                    self.session.connect()
+                except HostKeyMismatch as exc:
+                    raise JumpHostKeyMismatch(
+                        "%s: host key changed: it offers %s, which is not one of jump_host_keys (%s); nothing was "
+                        "sent to it. If the jumphost was rebuilt, pin its new keys" % (
+                            self.label, key_fingerprint(exc.seen),
+                            ", ".join(key_fingerprint(key) for key in self.host_keys)))
+                self.logins += 1
+            return self.session.transport
+
+    def channel(self, address, port, timeout):
+        """A channel to ``address:port`` as the jumphost sees it (the unit's tunnel end), for a unit's session."""
+        transport = self._transport()
+        try:
+            return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0),
+                                          window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET, timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise TunnelClosed("nothing answers on port %d of %s (%s): the unit's tunnel is down, or the account "
+                               "there may not forward to it" % (port, self.label, exc.text or exc.code))
+        except (paramiko.SSHException, EOFError, OSError, socket.timeout) as exc:
+            raise DeviceUnreachable("%s: the connection to it failed (%s)" % (self.label, exc or type(exc).__name__))
+
+
 def _load_key(path):
     errors = []
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
@@ -395,7 +471,23 @@ def device_ssh_argument_spec():
         allow_agent=dict(type="bool", default=False),
         look_for_keys=dict(type="bool", default=False),
         connect_timeout=dict(type="float", default=10),
+        jump_host=dict(type="str"),
+        jump_port=dict(type="int", default=22),
+        jump_user=dict(type="str"),
+        jump_key_file=dict(type="path"),
+        jump_allow_agent=dict(type="bool", default=False),
+        jump_host_keys=dict(type="list", elements="str", default=[], no_log=False),
     )
+
+
+def jump_from_params(params):
+    """The shared :class:`JumpHost` the options name (``jump_host``), or None to reach the unit directly."""
+    if not params.get("jump_host"):
+        return None
+    return JumpHost.shared(params["jump_host"], port=params["jump_port"], username=params["jump_user"],
+                           key_filename=params["jump_key_file"], allow_agent=params["jump_allow_agent"],
+                           host_keys=params["jump_host_keys"], timeout=params["connect_timeout"],
+                           interface=params["bind_interface"])
 
 
 def session_from_params(params, host_key=None, host_key_policy="pin", label=None):
@@ -403,4 +495,5 @@ def session_from_params(params, host_key=None, host_key_policy="pin", label=None
                          password=params["password"], key_filename=params["key_file"],
                          allow_agent=params["allow_agent"], look_for_keys=params["look_for_keys"],
                          host_key=host_key, host_key_policy=host_key_policy, timeout=params["connect_timeout"],
-                         interface=params["bind_interface"], label=label)
+                         interface=None if params.get("jump_host") else params["bind_interface"], label=label,
+                         jump=jump_from_params(params))

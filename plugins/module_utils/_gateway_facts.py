@@ -152,9 +152,10 @@ class Identifier:
             self.fail("some of its SSH host keys changed since the ledger pinned them (%s now). If the unit was "
                       "re-flashed, run again with reflashed=true (role: gateway_facts_reflashed=true)"
                       % ", ".join(key_fingerprint(key) for key in host_keys.values()))
-        reach = {"address": self.params["address"], "ssh_port": self.params["port"],
-                 "bind_interface": self.params.get("bind_interface") or ""}
-        updated = dict(record, identity=identity, mlinux_version=version, host_keys=host_keys, reach=reach)
+        updated = dict(record, identity=identity, mlinux_version=version, host_keys=host_keys)
+        if not self.params.get("jump_host"):  # where it answers on the bench or LAN; in the field, its tunnel
+            updated["reach"] = {"address": self.params["address"], "ssh_port": self.params["port"],
+                                "bind_interface": self.params.get("bind_interface") or ""}
         if keys_changed:
             history = list(record.get("history") or [])
             history.append({"event": "re-flashed, new host keys accepted", "at": now(),

@@ -249,11 +249,12 @@ class TunnelInstaller:
                              "remote_port": self.params["remote_port"],
                              "keepalive_port": self.params["keepalive_port"]}}
         if self.ledger:
-            updated = dict(record, jumphost={"host": self.params["remote_host"],
-                                             "port": self.params["remote_ssh_port"],
-                                             "user": self.params["remote_user"],
-                                             "tunnel_port": self.params["remote_port"],
-                                             "keepalive_port": self.params["keepalive_port"]})
+            jumphost = {"host": self.params["remote_host"], "port": self.params["remote_ssh_port"],
+                        "user": self.params["remote_user"], "tunnel_port": self.params["remote_port"],
+                        "keepalive_port": self.params["keepalive_port"]}
+            if self.jumphost_keys:  # what a jump connection to the gateway pins (jump_host_keys)
+                jumphost["host_keys"] = sorted(key.text(comment="") for key in self.jumphost_keys)
+            updated = dict(record, jumphost=jumphost)
             updated = record_stage(updated, STAGE, tunnel_port=self.params["remote_port"])
             if updated != record and not self.check_mode:
                 self.ledger.write(self.gateway, updated)

@@ -345,8 +345,11 @@ class Upgrader:
 
 
 def _mlinux_upgrade_options():
-    # the connection options are those of every device module; here they reach the unit before the flash
-    spec = device_ssh_argument_spec()
+    # the connection options are those of every device module; here they reach the unit before the flash. Not the
+    # jumphost's: the flash is watched where the unit answers (its SSH banner going away and coming back), and
+    # through a tunnel that the reboot ends and the unit dials again that is another wait
+    spec = dict((name, option) for name, option in device_ssh_argument_spec().items()
+                if not name.startswith("jump_"))
     spec.update(
         name=dict(type="str"),
         host_key=dict(type="str", no_log=False),
