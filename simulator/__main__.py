@@ -49,7 +49,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--device", action="append", default=[], metavar="NAME:KNOB=VALUE[,...]",
                        help="per-device settings: product, cellular, commissioned, ssh_enabled, "
                             "startup_delay, never_return, drop_upload_after, upload_rate, keep_host_keys, "
-                            "ntp_reachable, reboot_time, flash_time, boot_time, volatile_mib, post_flash_address")
+                            "ntp_reachable, reboot_time, flash_time, boot_time, volatile_mib, post_flash_address, "
+                            "forwarder, forwarder_crashes, clock_offset")
     serve.add_argument("--log-level", default="WARNING")
 
 

@@ -49,6 +49,9 @@ class Knobs:
     keep_host_keys: bool = True
     ntp_reachable: bool = True
     shutdown_grace: float = 0.5
+    forwarder: bool = False  # mLinux: the packet forwarder runs, as after ttn-multitech-cm's make apply
+    forwarder_crashes: bool = False
+    clock_offset: float = 0.0  # seconds the unit's clock is off, until ntpdate sets it
     volatile_mib: int = 128
     post_flash_address: str | None = None
 
@@ -126,7 +129,8 @@ def password_problem(password: str, username: str) -> str | None:
     return None
 
 
-UNIT_KNOBS = ("ntp_reachable", "shutdown_grace", "drop_upload_after", "upload_rate")
+UNIT_KNOBS = ("ntp_reachable", "shutdown_grace", "drop_upload_after", "upload_rate", "forwarder_crashes",
+              "clock_offset")
 STAGED_FLAG = "/var/volatile/do_flash_upgrade"
 STAGED_IMAGE = "/var/volatile/flash-upgrade/upgrade.bin"
 # what a unit's syslog says that tests look for, as simulator events
@@ -282,7 +286,8 @@ class Device:
                         host_keys=[(self.host_key, self.host_key_pub)] if self.host_key else [],
                         version=self.mlinux_version if self.firmware == "mlinux" else AEP_FIRMWARE,
                         volatile_mib=self.knobs.volatile_mib, ntp_reachable=self.knobs.ntp_reachable,
-                        shutdown_grace=self.knobs.shutdown_grace)
+                        shutdown_grace=self.knobs.shutdown_grace, forwarder=self.knobs.forwarder,
+                        forwarder_crashes=self.knobs.forwarder_crashes, clock_offset=self.knobs.clock_offset)
 
     def set_knobs(self, values: dict[str, Any]) -> None:
         """Change knobs; those the unit's own scripts read take effect in the running unit."""

@@ -91,6 +91,9 @@ class UnitSpec:
     volatile_mib: int = 128
     ntp_reachable: bool = True
     shutdown_grace: float = 0.5
+    forwarder: bool = False  # the packet forwarder make apply installs, started at boot
+    forwarder_crashes: bool = False
+    clock_offset: float = 0.0
 
 
 def password_hash(password: str) -> str:
@@ -285,8 +288,14 @@ class UnitRoot:
             self.write("/etc/init.d/umountfs", unit_files.AEP_UMOUNTFS, 0o755)
         for level in "06":
             self.symlink("../init.d/umountfs", f"/etc/rc{level}.d/S40umountfs")
+        if spec.firmware == "mlinux" and spec.forwarder:
+            self.write("/etc/init.d/ttn-pkt-forwarder", unit_files.FORWARDER_INIT, 0o755)
+            self.write("/opt/lora/mp_pkt_fwd", unit_files.FORWARDER_PROGRAM, 0o755)
+            self.symlink("../init.d/ttn-pkt-forwarder", "/etc/rc5.d/S95ttn-pkt-forwarder")
         self.set_knob("ntp_reachable", int(spec.ntp_reachable))
         self.set_knob("shutdown_grace", spec.shutdown_grace)
+        self.set_knob("forwarder_crashes", int(spec.forwarder_crashes))
+        self.set_knob("clock_offset", float(spec.clock_offset))
 
     def write_accounts(self, accounts: list[Account]) -> None:
         """passwd, group, shadow and sudoers for these accounts (and sshd's own), and their homes."""
@@ -335,6 +344,9 @@ class UnitRoot:
             os.symlink("python3", os.path.join(self.usr_upper, "bin", "python"))
         with open(os.path.join(checkout, CM_FIRMWARE_UPGRADE), "rb") as handle:
             _write_file(os.path.join(self.usr_upper, "sbin/mlinux-firmware-upgrade"), handle.read(), 0o755)
+        # busybox's date behind the unit's clock (clock_offset), wherever a PATH (sudo's secure_path) finds date
+        _write_file(os.path.join(self.usr_upper, "bin", "date"), unit_files.DATE, 0o755)
+        self.symlink("/usr/bin/date", "/bin/date")
         self.write("/sbin/init", unit_files.INIT, 0o755)
         self.write("/sbin/reboot", unit_files.REBOOT, 0o755)
 

@@ -169,15 +169,68 @@ esac
 echo " Adding system startup for /etc/init.d/$name."
 """
 
-# ntpdate: there is no time server here; the unit's knob says whether one answers.
+# ntpdate: there is no time server here; the unit's knob says whether one answers. One that answers sets the
+# clock right (clock_offset, which the date below adds).
 NTPDATE = r"""#!/bin/sh
 stamp=$(date '+%d %b %H:%M:%S')
 if [ "$(cat /etc/sim/ntp_reachable 2>/dev/null)" = 1 ]; then
-    echo "$stamp ntpdate[$$]: adjust time server 127.0.0.123 offset 0.000412 sec"
+    offset=$(cat /etc/sim/clock_offset 2>/dev/null || echo 0)
+    echo 0 > /etc/sim/clock_offset 2>/dev/null
+    echo "$stamp ntpdate[$$]: step time server 127.0.0.123 offset $((0 - ${offset%%.*})).000412 sec"
     exit 0
 fi
 echo "$stamp ntpdate[$$]: no server suitable for synchronization found" >&2
 exit 1
+"""
+
+# date as busybox's, on a clock that is off by the unit's clock_offset knob (seconds) until ntpdate sets it right:
+# a +FORMAT alone is shown for the clock as the unit has it; anything else is busybox's own.
+DATE = r"""#!/bin/sh
+offset=$(cat /etc/sim/clock_offset 2>/dev/null || echo 0)
+offset=${offset%%.*}
+case "$offset" in ''|0|-0) exec /usr/bin/busybox date "$@" ;; esac
+if [ $# -eq 1 ] && [ "${1#+}" != "$1" ]; then
+    exec /usr/bin/busybox date -d "@$(( $(/usr/bin/busybox date +%s) + offset ))" "$1"
+fi
+exec /usr/bin/busybox date "$@"
+"""
+
+# The packet forwarder as ttn-multitech-cm's make apply installs it (its ttn-pkt-forwarder init script, the same
+# pid file), around a stand-in for the program: there is no concentrator here. A unit whose forwarder_crashes knob
+# is set has a forwarder that dies as it starts, as one with a broken radio card or configuration does.
+FORWARDER_INIT = r"""#!/bin/sh
+NAME="ttn-packet-forwarder"
+pkt_fwd=/opt/lora/mp_pkt_fwd
+pkt_fwd_pidfile=/var/run/lora-pkt-fwd.pid
+
+do_start() {
+    echo -n "Starting $NAME: "
+    start-stop-daemon --start --background --make-pidfile --pidfile $pkt_fwd_pidfile --exec $pkt_fwd
+    echo "OK"
+}
+
+do_stop() {
+    echo -n "Stopping $NAME: "
+    start-stop-daemon --stop --oknodo --pidfile $pkt_fwd_pidfile
+    rm -f $pkt_fwd_pidfile
+    echo "OK"
+}
+
+case "$1" in
+start) do_start ;;
+stop) do_stop ;;
+restart|force-reload) do_stop; sleep 1; do_start ;;
+*) echo "Usage: $0 {start|stop|restart|force-reload}" >&2; exit 3 ;;
+esac
+exit 0
+"""
+
+FORWARDER_PROGRAM = r"""#!/bin/sh
+if [ "$(cat /etc/sim/forwarder_crashes 2>/dev/null)" = 1 ]; then
+    echo "mp_pkt_fwd: ERROR: failed to start the concentrator" >> /var/log/lora-pkt-fwd.log
+    exit 1
+fi
+exec sleep 2147483647
 """
 
 # The part of sysvinit's /etc/init.d/functions that init scripts here use, and on AEP units
