@@ -461,6 +461,10 @@ class Device:
                 self.log("flash-skipped", reason="the shutdown scripts removed the staged flash (on a cellular unit: "
                                                  "the umountfs hardware check)")
             await asyncio.sleep(self.knobs.reboot_time if self.firmware == "aep" else self.knobs.boot_time)
+            if self.firmware == "mlinux" and self.knobs.never_return:
+                self.log("never-return", detail="device did not come back from the reboot")
+                await self.fault_cleared.wait()
+                self.log("fault-cleared")
             if self.firmware == "aep":
                 self.mpower.running = copy.deepcopy(self.mpower.saved)
                 self.mpower.tokens.clear()

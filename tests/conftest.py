@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import socket
 from dataclasses import dataclass
 
@@ -75,6 +76,19 @@ def ssh_run(client: paramiko.SSHClient, command: str, stdin: bytes | None = None
         err.extend(data)
     status = chan.recv_exit_status()  # -1: the channel closed without an exit status
     return Result(None if status == -1 else status, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def as_root(device: dict, command: str) -> str:
+    """``command`` run as root on a simulated mLinux unit, reached on its LAN address as mtadm (sudo, the password
+    on stdin); its output. It must succeed."""
+    password = device["credentials"]["mlinux"]["password"]
+    client = ssh_client(device["address"], device["ssh_port"], "mtadm", password)
+    try:
+        result = ssh_run(client, "sudo -S -p '' sh -c %s" % shlex.quote(command), stdin=f"{password}\n".encode())
+        assert result.status == 0, result.stderr
+        return result.stdout
+    finally:
+        client.close()
 
 
 def port_open(address: str, port: int) -> bool:

@@ -29,8 +29,11 @@ description:
     provisioning fails it at once with those words. The other gateways are listed as usual.
   - "Host names follow the organisation's convention, O(name_prefix) + MAC with dashes, when the MAC is known;
     otherwise the ledger's name, else the NIC or the address."
+  - For a gateway in the ledger, C(conduit_jumphost) is its tunnel as the ledger records it (C(host), C(port),
+    C(user), C(tunnel_port), C(keepalive_port), C(host_keys)), what the day-two playbooks reach it through.
   - "Groups: C(new_gateways), C(provisioned), one per state (C(aep) holds both AEP states), one per product type
-    when known (C(mtcdt), C(mtcap)), plus whatever O(keyed_groups) and O(groups) make."
+    when known (C(mtcdt), C(mtcap)), C(needs_attention) for the gateways the health playbook marked (the reason in
+    C(conduit_needs_attention)), plus whatever O(keyed_groups) and O(groups) make."
   - The configuration file must be named C(*.conduits.yml) or C(*.conduits.yaml).
 extends_documentation_fragment:
   - ansible.builtin.constructed
@@ -233,6 +236,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             identity = record.get("identity") or {}
             entry.update(conduit_identity=identity, conduit_mac=identity.get("mac") or entry.get("conduit_mac"),
                          conduit_product_type=identity.get("product_type"),
+                         conduit_jumphost=record.get("jumphost") or {},
+                         conduit_needs_attention=(record.get("needs_attention") or {}).get("reason") or "",
                          conduit_stages=dict((stage, (value or {}).get("status"))
                                              for stage, value in (record.get("stages") or {}).items()
                                              if isinstance(value, dict)))
@@ -244,7 +249,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, hosts):
         strict = self.get_option("strict")
-        for group in ("new_gateways", "provisioned", "aep", "mlinux", "unreachable", "refused"):
+        for group in ("new_gateways", "provisioned", "aep", "mlinux", "unreachable", "refused", "needs_attention"):
             self.inventory.add_group(group)
         for name, variables in sorted(hosts.items()):
             self.inventory.add_host(name)
@@ -258,6 +263,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             else:
                 self.inventory.add_child("provisioned" if finished(variables.get("conduit_stages"))
                                          else "new_gateways", name)
+            if variables.get("conduit_needs_attention"):  # health.yml found it unhealthy; an operator clears it
+                self.inventory.add_child("needs_attention", name)
             if variables.get("conduit_product_type"):
                 self.inventory.add_group(variables["conduit_product_type"])
                 self.inventory.add_child(variables["conduit_product_type"], name)

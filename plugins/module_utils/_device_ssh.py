@@ -87,7 +87,12 @@ class SessionLost(DeviceSSHError):
     """The connection dropped while a command or transfer ran."""
 
 
-class JumpHostKeyMismatch(DeviceSSHError):
+class JumpFailed(DeviceSSHError):
+    """The jumphost itself could not be used as the way in (it does not answer, refuses the login, or offers
+    another host key than the pinned ones): nothing is known about the units behind it."""
+
+
+class JumpHostKeyMismatch(JumpFailed):
     """The jumphost's host key is not a pinned one (not the unit's: nothing about the unit was re-flashed)."""
 
 
@@ -421,10 +426,12 @@ class JumpHost:
                         "gateway's ledger record has them under jumphost.host_keys once its tunnel stage ran)"
                         % self.label)
                 if not self.session.username:
-                    raise DeviceAuthError("%s: no account to log in to it is given (jump_user)" % self.label)
+                    raise JumpFailed("%s: no account to log in to it is given (jump_user)" % self.label)
                 self.session.close()
                 try:
                     self.session.connect()
+                except (DeviceUnreachable, DeviceAuthError) as exc:
+                    raise JumpFailed(exc.message)
                 except HostKeyMismatch as exc:
                     raise JumpHostKeyMismatch(
                         "%s: host key changed: it offers %s, which is not one of jump_host_keys (%s); nothing was "
@@ -444,7 +451,7 @@ class JumpHost:
             raise TunnelClosed("nothing answers on port %d of %s (%s): the unit's tunnel is down, or the account "
                                "there may not forward to it" % (port, self.label, exc.text or exc.code))
         except (paramiko.SSHException, EOFError, OSError, socket.timeout) as exc:
-            raise DeviceUnreachable("%s: the connection to it failed (%s)" % (self.label, exc or type(exc).__name__))
+            raise JumpFailed("%s: the connection to it failed (%s)" % (self.label, exc or type(exc).__name__))
 
 
 def _load_key(path):

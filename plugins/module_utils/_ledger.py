@@ -33,9 +33,8 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 
 SCHEMA_VERSION = 1
 # the order a person reads a record in; other keys follow
-KEY_ORDER = ("schema", "gateway", "identity", "mlinux_version", "host_keys", "reach", "tls_fingerprint", "jumphost",
-             "tunnel",
-             "stages", "history")
+KEY_ORDER = ("schema", "gateway", "needs_attention", "identity", "mlinux_version", "host_keys", "reach",
+             "tls_fingerprint", "jumphost", "tunnel", "stages", "history")
 _SECRET_KEY = re.compile(r"pass|secret|token|private", re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 

@@ -36,6 +36,34 @@ def _cell(outcome):
     return "%s %.0fs" % (mark, seconds) if seconds is not None and status in ("done", "failed") else mark
 
 
+def text_table(header, rows):
+    """The lines of a table for the screen: columns as wide as their widest value."""
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    return ["  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip()
+            for row in [header] + rows]
+
+
+def markdown_document(title, summary, header, rows, tail=()):
+    """A Markdown report: a title, the summary, the table, then ``tail`` (lines)."""
+    def escape(value):
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["# " + title, "", summary, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(escape(value) for value in row) + " |" for row in rows]
+    if tail:
+        lines += [""] + list(tail)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory, stem, document, markdown):
+    """``<stem>.json`` and ``<stem>.md`` in ``directory`` (made when missing), each written atomically: their
+    paths."""
+    ensure_directory(directory)
+    base = os.path.join(directory, stem)
+    write_atomic(base + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
+    write_atomic(base + ".md", markdown)
+    return base + ".md", base + ".json"
+
+
 class Report:
     """Build the table and the files from each gateway's stage results."""
 
@@ -142,34 +170,20 @@ class Report:
             summary += "; %s" % stopped
         markdown = self._markdown(header, rows, summary, make_lines)
         # not "failed": Ansible would take the task for failed
-        result = {"changed": False, "summary": summary, "table": self._text(header, rows), "ready": ready,
+        result = {"changed": False, "summary": summary, "table": text_table(header, rows), "ready": ready,
                   "failed_gateways": sorted(set(failed)), "make_lines": make_lines, "markdown": None, "json": None}
         directory = self.params.get("report_dir")
         if directory and not self.check_mode:
-            ensure_directory(directory)
-            stem = os.path.join(directory, self.now.strftime("%Y%m%dT%H%M%SZ"))
             document = {"date": self.now.isoformat(), "run": self.run_name, "summary": summary, "gateways": gateways, "ready": ready,
                         "failed": sorted(set(failed)), "make_lines": make_lines, "stopped": stopped}
-            write_atomic(stem + ".json", json.dumps(document, indent=2, sort_keys=True) + "\n")
-            write_atomic(stem + ".md", markdown)
-            result.update(changed=True, markdown=stem + ".md", json=stem + ".json")
+            written = write_report(directory, self.now.strftime("%Y%m%dT%H%M%SZ"), document, markdown)
+            result.update(changed=True, markdown=written[0], json=written[1])
         return result
 
-    @staticmethod
-    def _text(header, rows):
-        widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-        return ["  ".join(str(value).ljust(width) for value, width in zip(row, widths)).rstrip()
-                for row in [header] + rows]
-
     def _markdown(self, header, rows, summary, make_lines):
-        def escape(value):
-            return str(value).replace("|", "\\|").replace("\n", " ")
-        lines = ["# Provisioning run %s" % self.now.strftime("%Y-%m-%d %H:%M:%S UTC"), "", summary, "",
-                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(escape(value) for value in row) + " |" for row in rows]
-        if make_lines:
-            lines += ["", "Next, from the ttn-multitech-cm checkout:", "", "```"] + make_lines + ["```"]
-        return "\n".join(lines) + "\n"
+        tail = ["Next, from the ttn-multitech-cm checkout:", "", "```"] + make_lines + ["```"] if make_lines else []
+        return markdown_document("Provisioning run %s" % self.now.strftime("%Y-%m-%d %H:%M:%S UTC"), summary, header,
+                                 rows, tail)
 
 
 PROVISION_REPORT = StageModule(
@@ -182,5 +196,81 @@ PROVISION_REPORT = StageModule(
         org_dir=dict(type="path"),
         ledger_dir=dict(type="path"),
         max_fail_percentage=dict(type="int"),
+    ),
+)
+
+
+HEALTH_CHECKS = ("reachable", "host_key", "tunnel", "mlinux_version", "lora_eui", "forwarder", "clock", "free_space")
+
+
+def _uptime(seconds):
+    if not isinstance(seconds, int):
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    return "%dd %dh" % (days, rest // 3600) if days else "%dh %dm" % (rest // 3600, rest % 3600 // 60)
+
+
+class HealthReport:
+    """``health_report``: the health run's table on screen, and as Markdown and JSON, from each gateway's result."""
+
+    def __init__(self, params, check_mode=False, clock=None, run=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
+        self.run_name = run or Run.current().name()
+
+    def run(self):
+        results = self.params["results"] or {}
+        unchecked = self.params.get("unchecked") or {}
+        rows, counts = [], {"healthy": 0, "unhealthy": 0, "needs attention": 0, "not checked": 0}
+        gateways = {}
+        for name in sorted(set(results) | set(unchecked)):
+            result = results.get(name) or {}
+            checks = result.get("checks") or {}
+            attention = result.get("needs_attention") or {}
+            if name in unchecked and name not in results:
+                status, reason = "not checked", unchecked[name]
+            elif result.get("earlier"):
+                status = "needs attention"
+                reason = "since %s: %s" % (attention.get("since", "?"), attention.get("reason", ""))
+            elif result.get("healthy"):
+                status, reason = "healthy", ""
+            elif checks:
+                status, reason = "unhealthy", result.get("msg") or attention.get("reason") or "unhealthy"
+            else:
+                status, reason = "not checked", result.get("msg") or "no result"
+            counts[status] += 1
+            cells = [("ok" if checks[check]["ok"] else "FAIL") if check in checks else "-"
+                     for check in HEALTH_CHECKS]
+            rows.append([name, status.upper() if status == "unhealthy" else status] + cells +
+                        [_uptime((checks.get("uptime") or {}).get("value")),
+                         ", ".join(result.get("remediation") or []), reason])
+            gateways[name] = {"status": status, "checks": checks, "remediation": result.get("remediation") or [],
+                              "reason": reason}
+        header = ["gateway", "health"] + list(HEALTH_CHECKS) + ["uptime", "remediation", "reason"]
+        summary = "%d gateway(s): %d healthy, %d unhealthy, %d left alone (needs attention), %d not checked" % (
+            len(rows), counts["healthy"], counts["unhealthy"], counts["needs attention"], counts["not checked"])
+        markdown = markdown_document("Health run %s" % self.now.strftime("%Y-%m-%d %H:%M:%S UTC"), summary, header,
+                                     rows)
+        unhealthy = sorted(name for name, entry in gateways.items() if entry["status"] in ("unhealthy", "not checked"))
+        result = {"changed": False, "summary": summary, "table": text_table(header, rows), "markdown": None,
+                  "json": None, "unhealthy": unhealthy,
+                  "needs_attention": sorted(name for name, entry in gateways.items()
+                                            if entry["status"] == "needs attention")}
+        directory = self.params.get("report_dir")
+        if directory and not self.check_mode:
+            document = {"date": self.now.isoformat(), "run": self.run_name, "summary": summary, "gateways": gateways,
+                        "unhealthy": unhealthy, "needs_attention": result["needs_attention"]}
+            written = write_report(directory, "health-" + self.now.strftime("%Y%m%dT%H%M%SZ"), document, markdown)
+            result.update(changed=True, markdown=written[0], json=written[1])
+        return result
+
+
+HEALTH_REPORT = StageModule(
+    HealthReport,
+    dict(
+        results=dict(type="dict", required=True),
+        unchecked=dict(type="dict", default={}),
+        report_dir=dict(type="path"),
     ),
 )

@@ -173,11 +173,11 @@ class ControllerAction(ActionBase):
         stage, directory = self.stage_module.ledger_stage, module.params.get("ledger_dir")
         if not stage or not directory or module.check_mode:
             return result
+        # a result that kept an earlier run's outcome (``earlier``) is in the ledger as that run filed it
         if module.params.get("name"):
-            outcomes = {module.params["name"]: result}
+            outcomes = {} if result.get("earlier") else {module.params["name"]: result}
         else:  # a module that works on its gateways together: each its own part of the result, or the whole
             parts = result.get("gateways") or {}
-            # a part that kept an earlier run's outcome (``earlier``) is in the ledger as that run filed it
             outcomes = dict((entry["name"], parts.get(entry["name"], result))
                             for entry in module.params.get("gateways") or []
                             if not (parts.get(entry["name"]) or {}).get("earlier"))

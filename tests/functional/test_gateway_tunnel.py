@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
 from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_facts import Identifier
 from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import TunnelInstaller
-from tests.conftest import ssh_client, ssh_run
+from tests.conftest import as_root
 
 
 def _key(tmp_path, name):
@@ -30,22 +29,11 @@ def _connection(device, ledger_dir):
             "ledger_dir": ledger_dir, "host_key": None}
 
 
-def _as_root(device, command):
-    client = ssh_client(device["address"], device["ssh_port"], "mtadm", device["credentials"]["mlinux"]["password"])
-    try:
-        password = device["credentials"]["mlinux"]["password"]
-        result = ssh_run(client, "sudo -S -p '' sh -c %s" % shlex.quote(command), stdin=f"{password}\n".encode())
-        assert result.status == 0, result.stderr
-        return result.stdout
-    finally:
-        client.close()
-
-
 def test_an_existing_root_ssh_folder_is_moved_into_var_config_with_its_keys(sim_factory, tmp_path):
     sim = sim_factory("--mlinux", "1", "--mlinux-mtcap", "1", "--device", "mlinux-01:ntp_reachable=0")
     device = sim.devices[0]
     operator, provisioning = _key(tmp_path, "operator"), _key(tmp_path, "provisioning")
-    _as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' > /home/root/.ssh/authorized_keys && "
+    as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' > /home/root/.ssh/authorized_keys && "
                      "echo 'jumphost ssh-ed25519 AAAA' > /home/root/.ssh/known_hosts" % operator)
     ledger_dir = str(tmp_path / "ledger")
     facts = Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type="mtcap")).run()
@@ -57,7 +45,7 @@ def test_an_existing_root_ssh_folder_is_moved_into_var_config_with_its_keys(sim_
     first = TunnelInstaller(params).run()
     assert "move /home/root/.ssh into /var/config/home/root/.ssh (keeping known_hosts) and link it" in first["actions"]
     assert any("could not set the clock from pool.ntp.org" in warning for warning in first["warnings"])
-    on_unit = _as_root(device, "readlink /home/root/.ssh; cat /var/config/home/root/.ssh/authorized_keys; "
+    on_unit = as_root(device, "readlink /home/root/.ssh; cat /var/config/home/root/.ssh/authorized_keys; "
                                "cat /var/config/home/root/.ssh/known_hosts; stat -c '%a' /var/config/home/root/.ssh "
                                "/var/config/home/root/.ssh/authorized_keys").splitlines()
     assert on_unit == ["/var/config/home/root/.ssh", operator, provisioning, "jumphost ssh-ed25519 AAAA", "700", "600"]
@@ -83,7 +71,7 @@ def test_the_tunnel_stage_refuses_a_unit_the_ledger_has_not_identified(sim_facto
         TunnelInstaller(params).run()
     assert caught.value.message == ("mlinux-01: the ledger has no identification of it yet: run gateway_facts first "
                                     "(it pins the host keys)")
-    assert _as_root(device, "test -e /var/config/ssh_tunnel.default || echo absent").strip() == "absent"
+    assert as_root(device, "test -e /var/config/ssh_tunnel.default || echo absent").strip() == "absent"
 
 
 def test_ttn_multitech_cms_own_init_script_is_installed_byte_for_byte_and_a_bad_one_refused(sim_factory, tmp_path):
@@ -106,8 +94,8 @@ def test_ttn_multitech_cms_own_init_script_is_installed_byte_for_byte_and_a_bad_
     assert "write /var/config/init.d/ssh_tunnel" in result["actions"]
     assert not any("make apply replaces it" in warning for warning in result["warnings"])
     with open(source) as handle:
-        assert _as_root(device, "cat /var/config/init.d/ssh_tunnel") == handle.read()
-    assert _as_root(device, "stat -c %a /var/config/ssh_tunnel.default /var/config/init.d/ssh_tunnel").split() == \
+        assert as_root(device, "cat /var/config/init.d/ssh_tunnel") == handle.read()
+    assert as_root(device, "stat -c %a /var/config/ssh_tunnel.default /var/config/init.d/ssh_tunnel").split() == \
         ["755", "755"]
     again = TunnelInstaller(dict(params, init_script_source=source)).run()
     assert again["changed"] is False, again["actions"]
@@ -152,7 +140,7 @@ def test_the_unit_pins_the_jumphost_and_its_tunnel_forwards_nothing_to_an_impost
         (tmp_path / "hashed").write_text(taken + "\n")
         subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(tmp_path / "hashed")], check=True)
         other = "gitlab.example.org " + " ".join(jumphost_keys[0].split()[:2])
-        _as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' '%s' '%s' > "
+        as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' '%s' '%s' > "
                          "/home/root/.ssh/known_hosts" % (taken, (tmp_path / "hashed").read_text().strip(), other))
         ledger_dir = str(tmp_path / "ledger")
         Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type=None)).run()
@@ -165,7 +153,7 @@ def test_the_unit_pins_the_jumphost_and_its_tunnel_forwards_nothing_to_an_impost
         assert f"pin the jumphost's host keys for {name} in /var/config/home/root/.ssh/known_hosts" in \
             planned["actions"]
         TunnelInstaller(params).run()
-        pinned = _as_root(device, "cat /home/root/.ssh/known_hosts")
+        pinned = as_root(device, "cat /home/root/.ssh/known_hosts")
         assert pinned.splitlines() == [other] + [f"{name} " + " ".join(key.split()[:2]) for key in jumphost_keys]
         assert TunnelInstaller(params).run()["changed"] is False
         (tmp_path / "known_hosts").write_text(pinned)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from simulator.harness import collections_root, ledger_folder, provision, write_provisioning
-from tests.conftest import ssh_client, ssh_run
+from tests.conftest import as_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the simulator needs root")  # CI runs as root
 
@@ -68,17 +67,6 @@ def _identify_through_the_jumphost(sim, provisioning: str, workdir: str, host_ke
         return json.load(handle)
 
 
-def _stop_tunnel(device: dict) -> None:
-    password = device["credentials"]["mlinux"]["password"]
-    client = ssh_client(device["address"], device["ssh_port"], "mtadm", password)
-    try:
-        result = ssh_run(client, "sudo -S -p '' sh -c %s" % shlex.quote("/etc/init.d/ssh_tunnel stop"),
-                         stdin=f"{password}\n".encode())
-        assert result.status == 0, result.stderr
-    finally:
-        client.close()
-
-
 def test_gateways_in_the_field_are_reached_through_one_pinned_jump_connection(sim_factory, tmp_path):
     sim = sim_factory("--mlinux", "3", "--jumphost")
     provisioning = write_provisioning(sim, str(tmp_path), prefix=PREFIX,
@@ -104,7 +92,7 @@ def test_gateways_in_the_field_are_reached_through_one_pinned_jump_connection(si
     # one unit's tunnel down: it alone fails, saying so; the others are reached as before
     down_name, down_record = sorted(records.items())[0]
     down_device = by_mac[down_record["identity"]["mac"]]
-    _stop_tunnel(down_device)
+    as_root(down_device, "/etc/init.d/ssh_tunnel stop")
     result = _identify_through_the_jumphost(sim, provisioning, str(tmp_path), jump_keys)
     assert result["failed_gateways"] == [down_name], result
     reason = result["gateways"][down_name]["msg"]
