@@ -1,7 +1,8 @@
 """``make demo``: start a simulated fleet (AEP units of both product types, an mLinux unit) and a real sshd
 jumphost, show every one of them answering, fill inventory_template/provisioning in for it, and run
 ``ansible-playbook lorawan.conduit.provision`` twice: from the box to the organisation's inventory, then
-over the provisioned gateways, where nothing may change. Shows the report and the inventory it wrote."""
+over the provisioned gateways, where nothing may change; then ``lorawan.conduit.health`` over them, through the
+jumphost. Shows the reports and the inventory it wrote."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def _run_stages(sim, workdir: str) -> bool:
         if done.returncode != 0:
             print(done.stdout[-3000:])
         outcomes.append((done.returncode, recap))
+    print("\n=== day two: the fleet's health, through the jumphost ===\n"
+          "$ ansible-playbook lorawan.conduit.health -i provisioning/", flush=True)
+    health = subprocess.run([playbook_bin, "lorawan.conduit.health", "-i", provisioning + "/"], env=env, check=False,
+                            capture_output=True, text=True)
+    for line in _report_lines(health.stdout):
+        print("  " + line)
+    if health.returncode != 0:
+        print(health.stdout[-3000:])
     first, second = outcomes
     organisation = os.path.join(workdir, "org", "inventory")
     print(f"\n=== the organisation's ttn-multitech-cm inventory: {organisation}/hosts ===")
@@ -54,7 +63,7 @@ def _run_stages(sim, workdir: str) -> bool:
         with open(example) as handle:
             print(handle.read().rstrip())
     return first[0] == 0 and second[0] == 0 and len(first[1]) >= 4 and \
-        all("changed=0" in line for line in second[1]) and len(second[1]) == len(first[1])
+        all("changed=0" in line for line in second[1]) and len(second[1]) == len(first[1]) and health.returncode == 0
 
 
 def _report_lines(stdout: str) -> list[str]:

@@ -210,6 +210,14 @@ def _uptime(seconds):
     return "%dd %dh" % (days, rest // 3600) if days else "%dh %dm" % (rest // 3600, rest % 3600 // 60)
 
 
+def _health_cell(name, check):
+    if not check:
+        return "-"
+    if not check["ok"]:
+        return "FAIL"
+    return "none" if name == "forwarder" and check.get("value") is None else "ok"
+
+
 class HealthReport:
     """``health_report``: the health run's table on screen, and as Markdown and JSON, from each gateway's result."""
 
@@ -240,8 +248,7 @@ class HealthReport:
             else:
                 status, reason = "not checked", result.get("msg") or "no result"
             counts[status] += 1
-            cells = [("ok" if checks[check]["ok"] else "FAIL") if check in checks else "-"
-                     for check in HEALTH_CHECKS]
+            cells = [_health_cell(check, checks.get(check)) for check in HEALTH_CHECKS]
             rows.append([name, status.upper() if status == "unhealthy" else status] + cells +
                         [_uptime((checks.get("uptime") or {}).get("value")),
                          ", ".join(result.get("remediation") or []), reason])
