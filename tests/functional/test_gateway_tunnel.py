@@ -34,7 +34,7 @@ def test_an_existing_root_ssh_folder_is_moved_into_var_config_with_its_keys(sim_
     device = sim.devices[0]
     operator, provisioning = _key(tmp_path, "operator"), _key(tmp_path, "provisioning")
     as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' > /home/root/.ssh/authorized_keys && "
-                     "echo 'jumphost ssh-ed25519 AAAA' > /home/root/.ssh/known_hosts" % operator)
+                    "echo 'jumphost ssh-ed25519 AAAA' > /home/root/.ssh/known_hosts" % operator)
     ledger_dir = str(tmp_path / "ledger")
     facts = Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type="mtcap")).run()
     assert facts["identity"]["product_type"] == "mtcap"
@@ -46,8 +46,8 @@ def test_an_existing_root_ssh_folder_is_moved_into_var_config_with_its_keys(sim_
     assert "move /home/root/.ssh into /var/config/home/root/.ssh (keeping known_hosts) and link it" in first["actions"]
     assert any("could not set the clock from pool.ntp.org" in warning for warning in first["warnings"])
     on_unit = as_root(device, "readlink /home/root/.ssh; cat /var/config/home/root/.ssh/authorized_keys; "
-                               "cat /var/config/home/root/.ssh/known_hosts; stat -c '%a' /var/config/home/root/.ssh "
-                               "/var/config/home/root/.ssh/authorized_keys").splitlines()
+                              "cat /var/config/home/root/.ssh/known_hosts; stat -c '%a' /var/config/home/root/.ssh "
+                              "/var/config/home/root/.ssh/authorized_keys").splitlines()
     assert on_unit == ["/var/config/home/root/.ssh", operator, provisioning, "jumphost ssh-ed25519 AAAA", "700", "600"]
     second = TunnelInstaller(params).run()
     assert second["changed"] is False and second["actions"] == []
@@ -141,7 +141,7 @@ def test_the_unit_pins_the_jumphost_and_its_tunnel_forwards_nothing_to_an_impost
         subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(tmp_path / "hashed")], check=True)
         other = "gitlab.example.org " + " ".join(jumphost_keys[0].split()[:2])
         as_root(device, "mkdir -p -m 700 /home/root/.ssh && printf '%%s\\n' '%s' '%s' '%s' > "
-                         "/home/root/.ssh/known_hosts" % (taken, (tmp_path / "hashed").read_text().strip(), other))
+                        "/home/root/.ssh/known_hosts" % (taken, (tmp_path / "hashed").read_text().strip(), other))
         ledger_dir = str(tmp_path / "ledger")
         Identifier(dict(_connection(device, ledger_dir), reflashed=False, expected_product_type=None)).run()
         params = dict(_connection(device, ledger_dir), authorized_keys=[_key(tmp_path, "provisioning")],
