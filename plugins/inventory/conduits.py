@@ -69,6 +69,18 @@ options:
   ledger_dir:
     description: The provisioning ledger folder; a relative path is taken from the folder of this configuration file.
     type: str
+  dhcp_leases:
+    description:
+      - DHCP lease files of the provisioning LAN to take units from (dnsmasq's lease file or ISC dhcpd's
+        C(dhcpd.leases), told apart by their content; a relative path is taken from the folder of this configuration
+        file). Each current lease of a MultiTech MAC (C(00:08:00)) is a unit at its leased address, probed like the
+        rest and listed even when silent (V(unreachable)); its MAC is the lease's. C(conduit_lease) holds its address,
+        expiry and file.
+      - With O(ledger_dir), each sighting is recorded in C(<ledger_dir>/sightings/<mac>.yml), one record per MAC (its
+        first and last sighting, its latest address and lease), updated on every run.
+    type: list
+    elements: str
+    default: []
   name_prefix:
     description: The organisation's host name prefix, for example V(ttn-nyc-).
     type: str
@@ -116,7 +128,13 @@ except ImportError:
 else:
     HAS_NETADDR = True
 
+from ansible_collections.lorawan.conduit.plugins.module_utils._dhcp_leases import (
+    LeaseFileError,
+    read_leases,
+    record_sighting,
+)
 from ansible_collections.lorawan.conduit.plugins.module_utils._discovery import (
+    MULTITECH_OUI,
     Target,
     address_name,
     commissioned,
@@ -207,6 +225,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ledger_dir = os.path.normpath(os.path.join(base, os.path.expanduser(ledger_dir)))
         records, refused = _ledger_records(ledger_dir)
         targets = dict((target.key(), target) for target in self._targets())
+        by_mac = dict(((record.get("identity") or {}).get("mac"), name) for name, record in records.items())
+        leases = self._leases(base)
+        for lease in leases.values():
+            target = Target(lease["address"], source="dhcp", https_port=self.get_option("https_port"),
+                            ssh_port=self.get_option("ssh_port"), name=by_mac.get(lease["mac"]), mac=lease["mac"])
+            targets[target.key()] = target
         for name, record in records.items():
             reach = record.get("reach") or {}
             if reach.get("address"):  # where the unit answered last; it is probed like the rest
@@ -216,7 +240,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 targets[target.key()] = target
         found = discover(list(targets.values()), commissioned, timeout=self.get_option("timeout"),
                          limit=self.get_option("concurrency"))
-        by_mac = dict(((record.get("identity") or {}).get("mac"), name) for name, record in records.items())
         prefix = self.get_option("name_prefix")
         hosts = {}
         for unit in found:
@@ -228,6 +251,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                            "conduit_https_port": target.https_port, "conduit_ssh_port": target.ssh_port,
                            "conduit_bind_interface": target.interface or "", "conduit_mac": mac,
                            "conduit_source": target.source,
+                           "conduit_lease": dict((key, value) for key, value in leases[mac].items() if key != "mac")
+                           if target.source == "dhcp" and mac in leases else {},
                            # the stages reach the unit themselves; Ansible runs them on this controller
                            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         for name, record in records.items():
@@ -246,6 +271,26 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                             "ansible_python_interpreter": sys.executable})
             entry.update(conduit_state="refused", conduit_refused=why)
         return hosts
+
+    def _leases(self, base):
+        """``{mac: lease}`` from every lease file of O(dhcp_leases), MultiTech MACs only, each sighting recorded."""
+        leases = {}
+        for path in self.get_option("dhcp_leases"):
+            path = os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+            try:
+                leases.update(read_leases(path, oui=MULTITECH_OUI))
+            except LeaseFileError as exc:
+                raise AnsibleParserError("conduits inventory: %s; fix dhcp_leases in the configuration" % exc)
+        ledger_dir = self.get_option("ledger_dir")
+        if ledger_dir:
+            ledger_dir = os.path.normpath(os.path.join(base, os.path.expanduser(ledger_dir)))
+            for lease in leases.values():
+                try:
+                    record_sighting(ledger_dir, lease, "dhcp:" + lease["file"])
+                except (IOError, OSError) as exc:
+                    self.display.warning("conduits inventory: the sighting of %s could not be recorded in %s (%s)"
+                                         % (lease["mac"], ledger_dir, exc))
+        return leases
 
     def _populate(self, hosts):
         strict = self.get_option("strict")

@@ -35,13 +35,14 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
 class Target:
     """One place a unit may answer: an address, its ports, and the NIC to reach it through."""
 
-    def __init__(self, address, interface=None, source="lan", https_port=HTTPS, ssh_port=SSH, name=None):
+    def __init__(self, address, interface=None, source="lan", https_port=HTTPS, ssh_port=SSH, name=None, mac=None):
         self.address = address
         self.interface = interface
         self.source = source
         self.https_port = https_port
         self.ssh_port = ssh_port
         self.name = name
+        self.mac = mac  # known before the probe (a DHCP lease says it), else from the neighbour table
 
     def key(self):
         return (self.interface, self.address)
@@ -178,9 +179,11 @@ def discover(targets, commissioned_check, timeout=1.0, limit=256, workers=16, ar
     for target in targets:
         https_open = bool(opened.get((target.address, target.https_port, target.interface)))
         ssh_open = bool(opened.get((target.address, target.ssh_port, target.interface)))
-        if not (https_open or ssh_open) and target.source not in ("listed", "ledger"):
+        if not (https_open or ssh_open) and target.source not in ("listed", "ledger", "dhcp"):
             continue  # silence on a LAN or an empty bench port is no unit; a unit we were told of is unreachable
-        if target.interface:
+        if target.mac:
+            mac = target.mac
+        elif target.interface:
             mac = table.get((target.interface, target.address))
         else:
             mac = next((value for (_nic, address), value in sorted(table.items()) if address == target.address), None)

@@ -277,8 +277,8 @@ def test_the_documented_vault_layout_works_and_no_state_file_is_read_as_inventor
                            check=False, env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root()))
     groups = sorted(line.strip(" |-@:") for line in graph.stdout.splitlines() if "@" in line)
     assert groups == sorted(["all", "aep", "jumphosts", "mlinux", "needs_attention", "new_gateways", "provisioned",
-                             "refused", "unreachable", "ungrouped"] + ([sim.devices[0].get("product_type")]
-                                                            if sim.devices[0].get("product_type") else [])), groups
+                             "refused", "unreachable", "ungrouped"]
+                            + ([sim.devices[0].get("product_type")] if sim.devices[0].get("product_type") else [])), groups
     assert "valid group definition" not in graph.stderr, graph.stderr
     for password in (secret.read_text().strip(), sim.devices[0]["credentials"]["mlinux"]["password"]):
         with open(os.path.join(os.path.dirname(provisioning), "runs.log")) as handle:
