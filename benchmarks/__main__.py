@@ -4,7 +4,7 @@ Writes ``benchmarks/results/<date>.json`` and ``.md``. Targets: ``serve --aep 64
 OpenSSH ``sftp`` into a simulated device at 50 MB/s or more (the simulator must never be the bottleneck of a later
 figure); the ``mlinux_upgrade`` upload at 0.8x ``scp`` or better, a 256 MB upload adding under 50 MB; discovery in
 under 3 s; provisioning 32 units in at most 1.5x the time of one at short device times (5 s reboot, 10 s flash)
-and 1.10x at the reference's (150 s, 180 s), a re-run at 0.5 controller CPU seconds per gateway or less, peak
+and 1.10x at the reference's (150 s, 180 s; 1.3x for 128 units), a re-run at 0.5 controller CPU seconds per gateway or less, peak
 memory of the whole run at most 512 MiB at 32 units (1 GiB at 128), at most 15 tasks per gateway. ``ansible_floor``
 measures what ansible-core itself costs for as many tasks as a provisioning run had.
 
@@ -361,9 +361,9 @@ def _summary(runs: dict, reboot_s: float, flash_s: float) -> dict:
 
 
 def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: int, ratio_target: float,
-             previous: str | None) -> dict:
+             previous: str | None, ratio_by_size: dict | None = None) -> dict:
     """Each size with this checkout and then with the previous design (``previous``, a revision), each fleet on
-    a subnet of its own."""
+    a subnet of its own. ``ratio_by_size``: a size whose wall(N)/wall(1) target is not ``ratio_target``."""
     designs = {"this": None}
     if previous:
         designs["previous"] = previous_collections(previous)
@@ -378,8 +378,8 @@ def _scaling(sizes: tuple[int, ...], reboot_s: float, flash_s: float, subnet: in
                 # the target ratio leaves this much wall time for everything but the devices' own
                 budget_s=ratio_target * runs["this"][str(sizes[0])]["first"]["wall_s"] - (reboot_s + flash_s),
                 floor=ansible_floor(sizes[-1], round(largest["host_tasks_per_gateway"])),
-                targets={"ratio": ratio_target, "rerun_cpu_s_per_gateway": 0.5, "peak_pss_mib_32": 512,
-                         "peak_pss_mib_128": 1024, "tasks_per_gateway": 15})
+                targets={"ratio": ratio_target, "ratio_by_size": ratio_by_size or {}, "rerun_cpu_s_per_gateway": 0.5,
+                         "peak_pss_mib_32": 512, "peak_pss_mib_128": 1024, "tasks_per_gateway": 15})
     if previous:
         this["previous"] = dict(_summary(runs["previous"], reboot_s, flash_s), revision=previous)
     return this
@@ -392,7 +392,8 @@ def parallel_scaling(previous: str | None = PREVIOUS_DESIGN) -> dict:
 
 def parallel_scaling_reference(previous: str | None = PREVIOUS_DESIGN) -> dict:
     """The reference's device times (about 50 minutes for the six fleets): what a bench of 32 and of 128 take."""
-    return _scaling((1, 32, 128), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47, ratio_target=1.10, previous=previous)
+    return _scaling((1, 32, 128), REFERENCE_REBOOT_S, REFERENCE_FLASH_S, 47, ratio_target=1.10, previous=previous,
+                    ratio_by_size={"128": 1.3})
 
 
 FIGURES = {"fleet_startup": fleet_startup, "sftp_upload": sftp_upload, "upload_vs_scp": upload_vs_scp,
@@ -495,8 +496,9 @@ def _provisioning_rows(scaling: dict) -> str:
     times = "reboot %.0f s + flash %.0f s" % (scaling["reboot_s"], scaling["flash_s"])
     rows = ""
     for size in scaling["runs"]:
+        ratio = (targets.get("ratio_by_size") or {}).get(size, targets.get("ratio", ""))
         labels = [(f"provision {size} factory units ({times}): wall s, wall(N)/wall(1)",
-                   f"<= {targets.get('ratio', '')}" if size != "1" else ""),
+                   f"<= {ratio}" if size != "1" else ""),
                   (f"provision {size}: controller CPU s (the whole process tree)", ""),
                   (f"provision {size}: peak controller memory (PSS of all processes, MiB)",
                    {"32": "<= 512", "128": "<= 1024"}.get(size, "")),
