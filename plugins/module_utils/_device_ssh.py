@@ -403,7 +403,6 @@ class JumpHost:
         self.session = DeviceSession(address, port=port, username=username, key_filename=key_filename,
                                      allow_agent=allow_agent, host_key=self.host_keys, host_key_policy="pin",
                                      timeout=timeout, interface=interface, label=self.label)
-        self.logins = 0  # how often it logged in: once, unless the jumphost dropped the connection
         self._lock = threading.Lock()
 
     @classmethod
@@ -438,7 +437,6 @@ class JumpHost:
                         "sent to it. If the jumphost was rebuilt, pin its new keys" % (
                             self.label, key_fingerprint(exc.seen),
                             ", ".join(key_fingerprint(key) for key in self.host_keys)))
-                self.logins += 1
             return self.session.transport
 
     def channel(self, address, port, timeout):

@@ -109,9 +109,9 @@ class HealthCheck:
         checks = self._checks(record, pinned)
         if self.params["remediate"] and not self._healthy(checks):
             checks = self._remediate(record, pinned, checks)
-        return self._finish(record, checks)
+        return self._finish(checks)
 
-    def _finish(self, record, checks):
+    def _finish(self, checks):
         problems = ["%s: %s" % (name, checks[name]["detail"]) for name in CHECKS
                     if name in checks and not checks[name]["ok"]]
         result = {"changed": self.changed, "healthy": not problems, "checks": checks,
@@ -125,8 +125,9 @@ class HealthCheck:
         result.update(needs_attention=attention, changed=True)
         if not self.check_mode:
             self.ledger.write(self.gateway, dict(self.ledger.read(self.gateway), needs_attention=attention))
-        raise StageError("%s: unhealthy: %s. It is marked needs_attention in the ledger: later runs leave it alone "
-                         "until it is looked at and cleared (clear_attention=true)" % (self.gateway, words), STAGE,
+        raise StageError("%s: unhealthy: %s. It %s needs_attention in the ledger: later runs leave it alone until it "
+                         "is looked at and cleared (clear_attention=true)"
+                         % (self.gateway, words, "would be marked" if self.check_mode else "is marked"), STAGE,
                          **dict(result, gateway=self.gateway))
 
     @staticmethod
