@@ -35,7 +35,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._device_ssh import
     session_from_params,
 )
 from ansible_collections.lorawan.conduit.plugins.module_utils._errors import StageError
-from ansible_collections.lorawan.conduit.plugins.module_utils._files import ensure_directory, write_atomic
+from ansible_collections.lorawan.conduit.plugins.module_utils._files import FolderLock, ensure_directory, write_atomic
 from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import (
     DEFAULTS,
     DEFAULTS_LINK,
@@ -143,23 +143,25 @@ class Decommission:
                       if os.path.isfile(os.path.join(folder, self.gateway + suffix))]
         vars_folder = os.path.join(folder, self.gateway)
         hosts_path = os.path.join(inventory, "hosts")
-        edited = None
-        if os.path.isfile(hosts_path):
-            with open(hosts_path) as handle:
-                text = handle.read()
-            hosts = hosts_file(hosts_path, text)
-            if hosts.groups_of(self.gateway):
-                if not isinstance(hosts, HostsFile):
-                    self.fail("%s is a YAML inventory: take %s out of it yourself (the pipeline edits INI hosts "
-                              "files only for this); nothing was changed" % (hosts_path, self.gateway))
-                edited = without_host_lines(hosts, self.gateway)
-                writable_or_refuse(hosts_path)
-        for path in vars_files:
-            writable_or_refuse(path)
-        if edited is not None:
-            self.actions.append("take %s out of %s (a backup kept)" % (self.gateway, hosts_path))
-            if not self.check_mode:
-                write_atomic(hosts_path, edited, backup_copy)
+        # the batch's gateways leave the same hosts file at once: each reads, edits and writes it under its lock
+        with FolderLock(hosts_path):
+            edited = None
+            if os.path.isfile(hosts_path):
+                with open(hosts_path) as handle:
+                    text = handle.read()
+                hosts = hosts_file(hosts_path, text)
+                if hosts.groups_of(self.gateway):
+                    if not isinstance(hosts, HostsFile):
+                        self.fail("%s is a YAML inventory: take %s out of it yourself (the pipeline edits INI hosts "
+                                  "files only for this); nothing was changed" % (hosts_path, self.gateway))
+                    edited = without_host_lines(hosts, self.gateway)
+                    writable_or_refuse(hosts_path)
+            for path in vars_files:
+                writable_or_refuse(path)
+            if edited is not None:
+                self.actions.append("take %s out of %s (a backup kept)" % (self.gateway, hosts_path))
+                if not self.check_mode:
+                    write_atomic(hosts_path, edited, backup_copy)
         for path in vars_files:
             self.actions.append("remove %s (a backup kept)" % path)
             if not self.check_mode:
