@@ -49,6 +49,11 @@ DEFAULTS_MODE = 0o755  # what ttn-multitech-cm's template task sets: another mod
 SCRIPT = "/var/config/init.d/ssh_tunnel"
 SCRIPT_LINK = "/etc/init.d/ssh_tunnel"
 KNOWN_HOSTS = KEYS_DIR + "/known_hosts"  # root's, through the /home/root/.ssh link: what the tunnel's ssh reads
+# A restart as stop, the old autossh gone, start, detached: ttn-multitech-cm's own script restarts with stop then
+# start in the foreground, and its start refuses while the old autossh is still exiting (a failed restart on a busy
+# unit). Whether the tunnel came up is what the jumphost then lists.
+RESTART = ("( %s stop; i=0; while pgrep -x autossh >/dev/null && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done; "
+           "%s start ) </dev/null >/dev/null 2>&1 &" % (SCRIPT_LINK, SCRIPT_LINK))
 MAX_INIT_SCRIPT = 64 * 1024
 RC_START, RC_STOP = 10, 50  # what ttn-multitech-cm registers, so `make apply` leaves the links alone
 
@@ -363,7 +368,7 @@ class TunnelInstaller:
             stalled = self.params.get("restart_stalled") and not state["dialling"]
             if stalled and self._act("restart the tunnel: autossh runs without its ssh (it waits out its back-off "
                                      "after failed connections)"):
-                self._root("%s restart" % SCRIPT_LINK)
+                self._root(RESTART)
             return
         if self.params["time_sync"] and not self.check_mode:
             synced = self.session.sudo("ntpdate -ub %s" % shlex.quote(self.params["ntp_server"]), timeout=60)
@@ -374,7 +379,7 @@ class TunnelInstaller:
                                         (synced.stderr or synced.stdout).strip()[-200:]))
         if running:
             if self._act("restart the tunnel (detached, sessions on it survive)"):
-                self._root("%s restart" % SCRIPT_LINK)
+                self._root(RESTART)
         elif self._act("start the tunnel"):
             self._root("%s start" % SCRIPT_LINK)
 

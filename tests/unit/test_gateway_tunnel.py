@@ -4,9 +4,11 @@ tests/functional/test_gateway_tunnel.py."""
 
 from __future__ import annotations
 
+import shlex
+
 import subprocess
 
-from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import pinned_known_hosts, without_host
+from ansible_collections.lorawan.conduit.plugins.module_utils._gateway_tunnel import RESTART, pinned_known_hosts, without_host
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import known_hosts_name, parse_public_key
 
 
@@ -76,7 +78,7 @@ def test_a_tunnel_whose_autossh_waits_out_its_back_off_is_restarted(tmp_path):
     backing_off._start({"running": "412", "dialling": ""}, changed_config=False)  # pylint: disable=protected-access
     assert backing_off.actions == ["restart the tunnel: autossh runs without its ssh (it waits out its back-off "
                                    "after failed connections)"]
-    assert backing_off.session.commands == ["sh -c '/etc/init.d/ssh_tunnel restart'"]
+    assert backing_off.session.commands == ["sh -c %s" % shlex.quote(RESTART)]
     dialling = _installer(key)
     dialling._start({"running": "412", "dialling": "413"}, changed_config=False)  # pylint: disable=protected-access
     assert dialling.actions == [] and dialling.session.commands == []
