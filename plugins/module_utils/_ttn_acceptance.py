@@ -31,10 +31,11 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._unit_locks import
 STAGE = "accept"
 
 
-def _ansible():
-    """The ``ansible`` beside the Python running this (the controller's), else the one on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible")
-    return beside if os.access(beside, os.X_OK) else shutil.which("ansible")
+def ansible_tool(name="ansible"):
+    """The Ansible command ``name`` beside the Python running this (the controller's), else the one on PATH, else
+    None."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    return beside if os.access(beside, os.X_OK) else shutil.which(name)
 
 
 def _reason(result):
@@ -59,7 +60,7 @@ class Acceptance:
         to_reach = [entry for entry in self.gateways if entry["name"] not in results]
         answers = {}
         if to_reach:
-            command = _ansible()
+            command = ansible_tool()
             if command is None:
                 raise StageError("no ansible command beside %s or on PATH to reach the gateways with"
                                  % sys.executable, STAGE)

@@ -24,6 +24,7 @@ from ansible_collections.lorawan.conduit.plugins.module_utils._ledger import Led
 from ansible_collections.lorawan.conduit.plugins.module_utils._report import markdown_document, text_table
 from ansible_collections.lorawan.conduit.plugins.module_utils._ssh_keys import KeyFormatError, key_fingerprint
 from ansible_collections.lorawan.conduit.plugins.module_utils._stage_module import StageModule
+from ansible_collections.lorawan.conduit.plugins.module_utils._ttn_acceptance import ansible_tool
 
 STAGE = "tunnels"
 FINDINGS = ("orphan account", "not listening", "not registered", "key differs", "port clash", "not in inventory",
@@ -41,9 +42,10 @@ def inventory_ports(inventory):
     """``{host: its ssh_tunnel_remote_port or None}`` for every host of the ``conduits`` group of the organisation's
     inventory, as ``ansible-inventory --list`` reads it (host_vars in any of their forms, group_vars, vaults left
     closed)."""
-    command = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
-    if not os.access(command, os.X_OK):
-        command = "ansible-inventory"
+    command = ansible_tool("ansible-inventory")
+    if command is None:
+        raise StageError("no ansible-inventory beside %s or on PATH to read the organisation's inventory %s with"
+                         % (sys.executable, inventory), STAGE)
     try:
         done = subprocess.run([command, "-i", inventory, "--list"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, check=False, timeout=300)
